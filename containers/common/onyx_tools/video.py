@@ -1,0 +1,137 @@
+"""What ffprobe says about an input video, and the checks every boundary applies to it.
+
+Used by the CLI, the drop-folder sensor and the ``video`` asset before anything is
+written, and by the ingest tool itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import ToolError
+
+MIN_FRAMES = 3
+MAX_PIXELS = 16384 * 8192  # larger than any 360 camera delivers; beyond this is a broken header
+EQUIRECT_ASPECT_TOLERANCE = 0.05
+
+
+class VideoError(ToolError):
+    """The input is not a video Onyx can use; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    duration_s: float
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    codec: str
+    projection: str  # "equirectangular" when the file says so, else ""
+    size_bytes: int
+
+    @property
+    def aspect(self) -> float:
+        return self.width / self.height
+
+    @property
+    def looks_equirectangular(self) -> bool:
+        """360 detection as the first version did it: metadata first, else a 2:1 frame."""
+        if self.projection:
+            return True
+        return abs(self.aspect - 2.0) <= EQUIRECT_ASPECT_TOLERANCE
+
+    def as_metadata(self) -> dict:
+        return asdict(self)
+
+
+def require_ffmpeg() -> None:
+    for binary in ("ffprobe", "ffmpeg"):
+        if shutil.which(binary) is None:
+            raise ToolError(f"{binary} is not installed: install ffmpeg (Debian: apt-get install ffmpeg)")
+
+
+def _projection(stream: dict, fmt: dict) -> str:
+    texts = []
+    for side in stream.get("side_data_list", []) or []:
+        texts.append(json.dumps(side).lower())
+    for tags in (stream.get("tags", {}), fmt.get("tags", {})):
+        texts.extend(f"{k}={v}".lower() for k, v in (tags or {}).items())
+    blob = " ".join(texts)
+    return "equirectangular" if ("equirectangular" in blob or "spherical" in blob) else ""
+
+
+def _rate(text: str | None) -> float:
+    try:
+        value = float(Fraction(text)) if text else 0.0
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return value
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Probe ``path`` with ffprobe; raise ``VideoError`` naming the problem and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"input video {path} does not exist: check the path")
+    if not path.is_file():
+        raise VideoError(f"input {path} is not a file: give the path of a video file")
+    size = path.stat().st_size
+    if size == 0:
+        raise VideoError(f"input video {path} is empty (0 bytes): the copy or download did not finish")
+    require_ffmpeg()
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+         "-select_streams", "v:0", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["unreadable"])[-1]
+        hint = "moov atom" in reason and " (the file looks truncated: copy it again)" or ""
+        raise VideoError(f"input {path} is not a readable video: ffprobe says '{reason}'{hint}")
+    data = json.loads(result.stdout or "{}")
+    streams = data.get("streams") or []
+    fmt = data.get("format") or {}
+    if not streams:
+        raise VideoError(f"input {path} has no video stream: give a video file (MP4, MOV, MKV...)")
+    stream = streams[0]
+    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise VideoError(f"input {path} has a video stream without a frame size: the file is damaged")
+    if width * height > MAX_PIXELS:
+        raise VideoError(
+            f"input {path} claims {width}x{height} pixels, beyond the {MAX_PIXELS // 1_000_000} MP Onyx accepts: "
+            "the header is damaged or the video must be downscaled first")
+    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    duration = float(stream.get("duration") or fmt.get("duration") or 0.0)
+    frame_count = int(stream.get("nb_frames") or 0) or int(round(duration * fps))
+    if duration <= 0 and frame_count and fps:
+        duration = frame_count / fps
+    if frame_count < MIN_FRAMES:
+        raise VideoError(
+            f"input {path} has {frame_count} frame(s); Onyx needs at least {MIN_FRAMES} to reconstruct a scene")
+    return VideoInfo(
+        path=str(path), duration_s=round(duration, 3), width=width, height=height, fps=round(fps, 3),
+        frame_count=frame_count, codec=str(stream.get("codec_name") or "unknown"),
+        projection=_projection(stream, fmt), size_bytes=size,
+    )
+
+
+def check_decodable(path: str | Path, seconds: float = 1.0) -> None:
+    """Decode the first ``seconds`` to prove ffmpeg has a decoder for this codec and the data is sound."""
+    result = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-t", str(seconds), "-i", str(path), "-f", "null", "-"],
+        capture_output=True, text=True, timeout=300,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    if result.returncode != 0 or any("decoder" in line.lower() for line in errors):
+        reason = errors[-1] if errors else f"ffmpeg exit code {result.returncode}"
+        raise VideoError(
+            f"input {path} cannot be decoded: ffmpeg says '{reason}'; re-encode it to H.264 or H.265 "
+            "(ffmpeg -i IN -c:v libx264 OUT.mp4)")

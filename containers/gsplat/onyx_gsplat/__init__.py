@@ -1,0 +1,3 @@
+"""onyx gsplat tool."""
+
+__version__ = "1"

@@ -1,0 +1,3 @@
+"""onyx ingest tool."""
+
+__version__ = "1"

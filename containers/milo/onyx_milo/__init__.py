@@ -1,0 +1,3 @@
+"""onyx milo tool."""
+
+__version__ = "1"

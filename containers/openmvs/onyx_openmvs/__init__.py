@@ -1,0 +1,3 @@
+"""onyx openmvs tool."""
+
+__version__ = "1"

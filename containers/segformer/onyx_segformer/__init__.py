@@ -1,0 +1,3 @@
+"""onyx segformer tool."""
+
+__version__ = "1"

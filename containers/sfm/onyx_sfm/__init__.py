@@ -1,0 +1,3 @@
+"""onyx sfm tool."""
+
+__version__ = "1"

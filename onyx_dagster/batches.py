@@ -1,0 +1,135 @@
+"""Batches: a video and its settings, validated once at the boundary.
+
+Settings are input, not state: ``batch.json`` is written once when the batch is
+added and never updated; what has run, failed or gone stale lives in Dagster's
+event log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from dagster import DagsterInstance
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from onyx_tools.layout import BATCH_KEY_RULE, BatchLayout, is_valid_batch_key
+from onyx_tools.publish import write_text_atomic
+from onyx_tools.video import VideoInfo, check_decodable, probe_video
+
+from .partitions import batches
+from .recipes import recipe_name
+
+SETTINGS_SCHEMA = 1
+
+
+class BatchError(ValueError):
+    """Bad input at the boundary: the message names each problem and its fix."""
+
+
+class BatchSettings(BaseModel):
+    """What a person chooses for one video. Defaults are the first version's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: Path = Field(description="the video file")
+    scene: Literal["indoor", "outdoor"] = Field(description="sets frame counts, masking and densification")
+    video: Literal["normal", "360", "auto"] = Field("auto", description="360 is detected when auto")
+    mode: Literal["gaussian", "photogrammetry"] = Field(description="splat or textured mesh")
+    quality: Literal["proto", "production"] = Field(description="proto is fast, production is thorough")
+    interval: float | None = Field(None, gt=0, le=3600, description="seconds between frames (override)")
+
+    @field_validator("input")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return Path(os.path.abspath(os.path.expanduser(str(value))))
+
+    @property
+    def recipe(self) -> str:
+        return recipe_name(self.mode, self.quality)
+
+
+def explain(error: ValidationError) -> str:
+    """One line per offending field, in words a person can act on."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        if item["type"] == "literal_error":
+            expected = item.get("ctx", {}).get("expected", "")
+            lines.append(f"{field}: got {item.get('input')!r}, expected {expected}")
+        elif item["type"] == "missing":
+            lines.append(f"{field}: required")
+        elif item["type"] == "extra_forbidden":
+            lines.append(f"{field}: not a setting (settings: {', '.join(BatchSettings.model_fields)})")
+        else:
+            lines.append(f"{field}: {item['msg']} (got {item.get('input')!r})")
+    return "invalid batch settings:\n  " + "\n  ".join(lines)
+
+
+def parse_settings(raw: dict) -> BatchSettings:
+    try:
+        return BatchSettings.model_validate(raw)
+    except ValidationError as error:
+        raise BatchError(explain(error)) from None
+
+
+def check_batch_key(key: str) -> str:
+    if not is_valid_batch_key(key):
+        raise BatchError(f"invalid batch key {key!r}: {BATCH_KEY_RULE}")
+    return key
+
+
+def data_root_from_env() -> Path:
+    return Path(os.path.abspath(os.environ.get("ONYX_DATA", "onyx-data")))
+
+
+def batch_layout(data_root: Path, key: str) -> BatchLayout:
+    return BatchLayout(Path(data_root) / check_batch_key(key))
+
+
+def read_settings(layout: BatchLayout) -> BatchSettings:
+    if not layout.settings_file.is_file():
+        raise BatchError(
+            f"batch folder {layout.root} has no batch.json: add the batch first "
+            f"(onyx run ..., or python -m onyx_dagster.add_batch KEY --input VIDEO ...)")
+    raw = json.loads(layout.settings_file.read_text(encoding="utf-8"))
+    raw.pop("schema", None)
+    return parse_settings(raw)
+
+
+def _check_writable(data_root: Path) -> None:
+    probe_dir = data_root
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise BatchError(f"data root {data_root} is not writable ({probe_dir} refuses writes): "
+                         "choose another --output / ONYX_DATA or fix its permissions")
+
+
+def validate_new_batch(instance: DagsterInstance, data_root: Path, key: str, settings: BatchSettings) -> VideoInfo:
+    """Every check that can refuse a new batch, before anything is written."""
+    check_batch_key(key)
+    layout = batch_layout(data_root, key)
+    if instance.has_dynamic_partition(batches.name, key) or layout.root.exists():
+        raise BatchError(f"batch {key!r} already exists: choose another key, resume it, or purge it first")
+    _check_writable(Path(data_root))
+    info = probe_video(settings.input)
+    check_decodable(settings.input)
+    if settings.video == "360" and not info.looks_equirectangular:
+        raise BatchError(
+            f"--video 360 but {settings.input} is {info.width}x{info.height}, not 2:1 equirectangular "
+            "and not tagged as spherical: use --video normal or auto")
+    return info
+
+
+def add_batch(instance: DagsterInstance, data_root: Path, key: str, settings: BatchSettings) -> BatchLayout:
+    """Validate, write batch.json once, then register the partition."""
+    validate_new_batch(instance, data_root, key, settings)
+    layout = batch_layout(data_root, key)
+    layout.root.mkdir(parents=True)
+    document = {"schema": SETTINGS_SCHEMA, **json.loads(settings.model_dump_json())}
+    write_text_atomic(layout.settings_file, json.dumps(document, indent=2) + "\n")
+    instance.add_dynamic_partitions(batches.name, [key])
+    return layout

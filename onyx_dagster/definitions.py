@@ -1,0 +1,36 @@
+"""The Onyx code location: ``dagster dev -m onyx_dagster.definitions`` (or -w workspace.yaml)."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions
+
+from .batches import data_root_from_env
+from .defs.ingest import frames, video
+from .defs.sfm import sparse_model
+from .resources import BatchStorage, DockerRunner, LocalRunner, ToolRunner
+
+
+def runner_from_env() -> ToolRunner:
+    """ONYX_RUNNER picks where tools run: local (default) or docker."""
+    kind = os.environ.get("ONYX_RUNNER", "local")
+    runners = {
+        "local": lambda: LocalRunner(),
+        "docker": lambda: DockerRunner(
+            image_prefix=os.environ.get("ONYX_IMAGE_PREFIX", ""),
+            tag=os.environ.get("ONYX_IMAGE_TAG", "latest"),
+        ),
+    }
+    if kind not in runners:
+        raise ValueError(f"ONYX_RUNNER={kind!r} is not a runner: use one of {', '.join(runners)}")
+    return runners[kind]()
+
+
+defs = Definitions(
+    assets=[video, frames, sparse_model],
+    resources={
+        "storage": BatchStorage(data_root=str(data_root_from_env())),
+        "runner": runner_from_env(),
+    },
+)

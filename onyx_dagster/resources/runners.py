@@ -1,0 +1,76 @@
+"""Runners: where a tool runs. One contract, chosen by configuration.
+
+Every tool is ``python -m onyx_<tool>`` speaking Dagster Pipes, with the batch folder
+at ``extras["batch_dir"]`` and any input files at ``extras["inputs"][name]``. The
+runner maps host paths to what the tool sees: the same path for ``local``, ``/data``
+and ``/inputs/...`` bind mounts for ``docker``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    ConfigurableResource,
+    PipesClientCompletedInvocation,
+    PipesSubprocessClient,
+)
+from pydantic import Field
+
+
+class ToolRunner(ConfigurableResource):
+    """Runs one step's tool for one batch and returns what it reported through Pipes."""
+
+    def run(
+        self,
+        context: AssetExecutionContext,
+        *,
+        tool: str,
+        batch_dir: Path,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, Path] | None = None,
+        gpu: bool = False,
+    ) -> PipesClientCompletedInvocation:
+        raise NotImplementedError
+
+
+class LocalRunner(ToolRunner):
+    """The embedded default: the tool as a subprocess of this Python (no Docker, no GPU needed)."""
+
+    python: str = Field(default_factory=lambda: sys.executable, description="interpreter that has the tools")
+    cuda_visible_devices: str | None = Field(
+        None, description="CUDA_VISIBLE_DEVICES for GPU steps; '' hides GPUs, None inherits")
+
+    def run(self, context, *, tool, batch_dir, params, inputs=None, gpu=False):
+        extras = {
+            **params,
+            "batch_dir": str(batch_dir),
+            "inputs": {name: str(path) for name, path in (inputs or {}).items()},
+        }
+        env = {}
+        if self.cuda_visible_devices is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.cuda_visible_devices
+        client = PipesSubprocessClient(env={**os.environ, **env})
+        return client.run(
+            context=context,
+            command=[self.python, "-m", f"onyx_{tool}"],
+            extras=extras,
+        )
+
+
+class DockerRunner(ToolRunner):
+    """The production path: each tool in its own image, the batch folder mounted at /data."""
+
+    image_prefix: str = Field("", description="registry prefix, e.g. 'ghcr.io/ORG/'")
+    tag: str = Field("latest")
+
+    def image(self, tool: str) -> str:
+        return f"{self.image_prefix}onyx-{tool}:{self.tag}"
+
+    def run(self, context, *, tool, batch_dir, params, inputs=None, gpu=False):
+        raise NotImplementedError("the docker runner lands with the Docker issue")
