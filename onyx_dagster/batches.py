@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from onyx_tools.layout import BATCH_KEY_RULE, BatchLayout, is_valid_batch_key
 from onyx_tools.publish import write_text_atomic
-from onyx_tools.video import VideoInfo, check_decodable, probe_video
+from onyx_tools.video import VideoError, VideoInfo, check_decodable, probe_video
 
 from .partitions import batches
 from .recipes import recipe_name
@@ -100,10 +100,14 @@ def read_settings(layout: BatchLayout) -> BatchSettings:
 
 
 def _check_writable(data_root: Path) -> None:
-    probe_dir = data_root
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
+    probe_dir = Path(data_root)
+    try:
+        while not probe_dir.exists():
+            probe_dir = probe_dir.parent
+        usable = probe_dir.is_dir() and os.access(probe_dir, os.W_OK | os.X_OK)
+    except PermissionError:
+        usable = False
+    if not usable:
         raise BatchError(f"data root {data_root} is not writable ({probe_dir} refuses writes): "
                          "choose another --output / ONYX_DATA or fix its permissions")
 
@@ -112,11 +116,14 @@ def validate_new_batch(instance: DagsterInstance, data_root: Path, key: str, set
     """Every check that can refuse a new batch, before anything is written."""
     check_batch_key(key)
     layout = batch_layout(data_root, key)
+    _check_writable(Path(data_root))
     if instance.has_dynamic_partition(batches.name, key) or layout.root.exists():
         raise BatchError(f"batch {key!r} already exists: choose another key, resume it, or purge it first")
-    _check_writable(Path(data_root))
-    info = probe_video(settings.input)
-    check_decodable(settings.input)
+    try:
+        info = probe_video(settings.input)
+        check_decodable(settings.input)
+    except VideoError as error:
+        raise BatchError(str(error)) from None
     if settings.video == "360" and not info.looks_equirectangular:
         raise BatchError(
             f"--video 360 but {settings.input} is {info.width}x{info.height}, not 2:1 equirectangular "

@@ -8,6 +8,7 @@ from dagster import Definitions
 
 from .batches import data_root_from_env
 from .defs.ingest import frames, video
+from .defs.reconstruction import masks, reconstruction
 from .defs.sfm import sparse_model
 from .resources import BatchStorage, DockerRunner, LocalRunner, ToolRunner
 
@@ -28,7 +29,7 @@ def runner_from_env() -> ToolRunner:
 
 
 defs = Definitions(
-    assets=[video, frames, sparse_model],
+    assets=[video, frames, sparse_model, reconstruction, masks],
     resources={
         "storage": BatchStorage(data_root=str(data_root_from_env())),
         "runner": runner_from_env(),

@@ -1,6 +1,5 @@
 """The batch's input (``video``) and its frames (``frames``, the ingest tool)."""
 
-from __future__ import annotations
 
 import hashlib
 import json

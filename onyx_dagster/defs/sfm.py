@@ -1,6 +1,5 @@
 """Camera poses and sparse points (``sparse_model``, the sfm tool)."""
 
-from __future__ import annotations
 
 from typing import Literal
 
@@ -37,6 +36,7 @@ class SparseModelConfig(Config):
     group_name="sfm",
     code_version=onyx_sfm.__version__,
     kinds={"colmap"},
+    pool="gpu",
     check_specs=[AssetCheckSpec("registration_ratio", asset="sparse_model",
                                 description="the model registers at least 90% of the images")],
     description="COLMAP sparse model of the frames in sparse/0 (binary), the largest model kept.",

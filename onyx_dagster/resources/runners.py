@@ -17,14 +17,23 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     ConfigurableResource,
+    Failure,
     PipesClientCompletedInvocation,
     PipesSubprocessClient,
 )
+from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import Field
+
+from onyx_tools.tool import last_failure
 
 
 class ToolRunner(ConfigurableResource):
-    """Runs one step's tool for one batch and returns what it reported through Pipes."""
+    """Runs one step's tool for one batch and returns what it reported through Pipes.
+
+    Subclasses implement ``launch``; ``run`` turns a failed tool into a ``Failure``
+    whose description is the tool's own one-line reason, so the UI shows "ingest
+    failed: input ... is not a readable video" rather than an exit code.
+    """
 
     def run(
         self,
@@ -36,6 +45,24 @@ class ToolRunner(ConfigurableResource):
         inputs: Mapping[str, Path] | None = None,
         gpu: bool = False,
     ) -> PipesClientCompletedInvocation:
+        try:
+            return self.launch(context, tool=tool, batch_dir=Path(batch_dir), params=params,
+                               inputs=inputs or {}, gpu=gpu)
+        except DagsterPipesExecutionError as error:
+            reason = last_failure(Path(batch_dir), tool) or str(error)
+            raise Failure(description=f"{tool} failed: {reason}",
+                          metadata={"log_path": str(Path(batch_dir) / "logs" / f"{tool}.log")}) from error
+
+    def launch(
+        self,
+        context: AssetExecutionContext,
+        *,
+        tool: str,
+        batch_dir: Path,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, Path],
+        gpu: bool,
+    ) -> PipesClientCompletedInvocation:
         raise NotImplementedError
 
 
@@ -46,11 +73,11 @@ class LocalRunner(ToolRunner):
     cuda_visible_devices: str | None = Field(
         None, description="CUDA_VISIBLE_DEVICES for GPU steps; '' hides GPUs, None inherits")
 
-    def run(self, context, *, tool, batch_dir, params, inputs=None, gpu=False):
+    def launch(self, context, *, tool, batch_dir, params, inputs, gpu):
         extras = {
             **params,
             "batch_dir": str(batch_dir),
-            "inputs": {name: str(path) for name, path in (inputs or {}).items()},
+            "inputs": {name: str(path) for name, path in inputs.items()},
         }
         env = {}
         if self.cuda_visible_devices is not None:
@@ -72,5 +99,5 @@ class DockerRunner(ToolRunner):
     def image(self, tool: str) -> str:
         return f"{self.image_prefix}onyx-{tool}:{self.tag}"
 
-    def run(self, context, *, tool, batch_dir, params, inputs=None, gpu=False):
+    def launch(self, context, *, tool, batch_dir, params, inputs, gpu):
         raise NotImplementedError("the docker runner lands with the Docker issue")

@@ -27,6 +27,7 @@ from .errors import ToolError
 from .layout import BatchLayout
 
 PROGRESS_PREFIX = "[progress] "
+FAILURE_MARK = " failed: "
 
 
 class _PipesLogHandler(logging.Handler):
@@ -83,6 +84,23 @@ def parse_progress(message: str) -> dict[str, Any] | None:
         return None
 
 
+def last_failure(batch_dir: Path, name: str) -> str | None:
+    """The reason the last run of tool ``name`` gave for failing, read back from its log."""
+    log_file = Path(batch_dir) / "logs" / f"{name}.log"
+    if not log_file.is_file():
+        return None
+    marker = f" ERROR {name}{FAILURE_MARK}"
+    started = f" INFO {name} started with "
+    reason = None
+    with open(log_file, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if started in line:
+                reason = None  # only the latest attempt counts
+            elif marker in line:
+                reason = line.split(marker, 1)[1].rstrip("\n")
+    return reason
+
+
 def _file_logger(name: str, layout: BatchLayout, pipes: PipesContext) -> logging.Logger:
     logger = logging.getLogger(f"onyx.{name}")
     logger.setLevel(logging.INFO)
@@ -111,10 +129,10 @@ def run_tool(name: str, main: Callable[[ToolRun], None]) -> None:
         try:
             main(run)
         except ToolError as error:
-            log.error("%s failed: %s", name, error)
+            log.error("%s%s%s", name, FAILURE_MARK, error)
             raise
-        except BaseException:
-            log.exception("%s crashed", name)
+        except Exception as error:
+            log.exception("%s%sunexpected %s: %s", name, FAILURE_MARK, type(error).__name__, error)
             raise
         log.info("%s finished in %.1f s", name, time.monotonic() - started)
 
