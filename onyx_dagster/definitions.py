@@ -7,6 +7,7 @@ import os
 from dagster import Definitions
 
 from .batches import data_root_from_env
+from .defs.drop_folder import DropFolder, drop_folder_sensor
 from .defs.ingest import frames, video
 from .defs.reconstruction import masks, reconstruction
 from .defs.sfm import sparse_model
@@ -33,5 +34,7 @@ defs = Definitions(
     resources={
         "storage": BatchStorage(data_root=str(data_root_from_env())),
         "runner": runner_from_env(),
+        "drop": DropFolder(folder=os.path.abspath(os.environ.get("ONYX_DROP", "onyx-drop"))),
     },
+    sensors=[drop_folder_sensor],
 )

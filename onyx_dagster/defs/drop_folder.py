@@ -1,0 +1,174 @@
+"""The drop folder: copy a video in, get a batch.
+
+    <drop>/onyx.yaml                      defaults for everything below (optional)
+    <drop>/outdoor/gaussian-proto/a.mp4   settings from the folder names it sits in
+    <drop>/b.mp4 + <drop>/b.onyx.yaml     settings from a sidecar (wins over folders)
+
+A file is taken once its size and modification time have stayed the same over two
+ticks, so a copy in progress is never started. The batch key is a slug of the name
+plus a short content hash: the same content dropped twice is one batch. A file that
+is not a usable video is reported in the tick's log, once, and the sensor goes on.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from onyx_tools.layout import slugify
+from onyx_tools.manifest import file_sha256
+
+from ..batches import BatchError, add_batch, parse_settings
+from ..partitions import batches
+from ..resources import BatchStorage
+from .ingest import frames, video
+from .reconstruction import masks, reconstruction
+from .sfm import sparse_model
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".insv", ".mts"}
+SIDECAR_SUFFIX = ".onyx.yaml"
+FOLDER_SETTINGS = "onyx.yaml"
+# Folder names that set a setting: <drop>/outdoor/gaussian-proto/video.mp4
+FOLDER_WORDS = {
+    "indoor": {"scene": "indoor"}, "outdoor": {"scene": "outdoor"},
+    "gaussian": {"mode": "gaussian"}, "photogrammetry": {"mode": "photogrammetry"},
+    "proto": {"quality": "proto"}, "production": {"quality": "production"},
+    "360": {"video": "360"}, "normal": {"video": "normal"},
+}
+BUILT_IN_DEFAULTS = {"scene": "outdoor", "mode": "gaussian", "quality": "proto", "video": "auto"}
+
+
+class DropFolder(ConfigurableResource):
+    """Where people drop videos (``ONYX_DROP``, default ``./onyx-drop``)."""
+
+    folder: str = Field(description="absolute path of the drop folder")
+
+
+@dataclass(frozen=True)
+class Dropped:
+    path: Path
+    signature: str  # size, mtime and the sidecar's state: changes whenever the drop does
+
+
+def scan(folder: Path) -> list[Dropped]:
+    """Every candidate video below ``folder`` (hidden files and partial downloads skipped)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or Path(name).suffix.lower() not in VIDEO_SUFFIXES:
+                continue
+            path = Path(dirpath) / name
+            try:
+                stat = path.stat()
+                sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
+                side = sidecar.stat().st_mtime_ns if sidecar.exists() else 0
+            except FileNotFoundError:
+                continue  # moved away between listing and stat
+            found.append(Dropped(path, f"{stat.st_size}:{stat.st_mtime_ns}:{side}"))
+    return found
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise BatchError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise BatchError(f"{path} must be a mapping of settings (scene: outdoor, ...), not {type(data).__name__}")
+    return data
+
+
+def settings_for(folder: Path, path: Path) -> dict:
+    """Built-in defaults < onyx.yaml files from the drop root down < folder names < the sidecar."""
+    raw = dict(BUILT_IN_DEFAULTS)
+    relative_dirs = path.parent.relative_to(folder).parts
+    current = folder
+    for part in ("", *relative_dirs):
+        current = current / part if part else current
+        if (current / FOLDER_SETTINGS).is_file():
+            raw.update(_load_yaml(current / FOLDER_SETTINGS))
+    for part in relative_dirs:
+        for word in part.lower().split("-"):
+            raw.update(FOLDER_WORDS.get(word, {}))
+    sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
+    if sidecar.is_file():
+        raw.update(_load_yaml(sidecar))
+    raw["input"] = str(path)
+    return raw
+
+
+def batch_key_for(path: Path, content_sha256: str) -> str:
+    return f"{slugify(path.stem, max_len=40)}-{content_sha256[:8]}"
+
+
+def same_content_batch(existing: list[str], key: str) -> str | None:
+    """The batch already made from this content (keys end in the content hash), if any."""
+    suffix = "-" + key.rsplit("-", 1)[1]
+    return next((other for other in existing if other.endswith(suffix)), None)
+
+
+def _first_recipe_partition(key: str, recipe: str):
+    from dagster import MultiPartitionKey
+
+    return MultiPartitionKey({"batch": key, "recipe": recipe})
+
+
+@sensor(
+    name="drop_folder",
+    minimum_interval_seconds=15,
+    default_status=DefaultSensorStatus.STOPPED,
+    asset_selection=[video, frames, sparse_model, reconstruction, masks],
+    description="Turns each video copied into the drop folder into a batch and materialises it.",
+)
+def drop_folder_sensor(context: SensorEvaluationContext, drop: DropFolder, storage: BatchStorage):
+    folder = Path(drop.folder)
+    if not folder.is_dir():
+        return SensorResult(skip_reason=f"drop folder {folder} does not exist: create it or set ONYX_DROP")
+    cursor = json.loads(context.cursor) if context.cursor else {"pending": {}, "done": {}}
+    pending, done = cursor["pending"], cursor["done"]
+    run_requests = []
+    now_pending = {}
+    for item in scan(folder):
+        rel = item.path.relative_to(folder).as_posix()
+        if done.get(rel) == item.signature:
+            continue
+        if pending.get(rel) != item.signature:
+            now_pending[rel] = item.signature  # new or still changing: look again next tick
+            continue
+        done[rel] = item.signature
+        content = file_sha256(item.path)
+        key = batch_key_for(item.path, content)
+        twin = same_content_batch(context.instance.get_dynamic_partitions(batches.name), key)
+        if twin:
+            context.log.info(f"{rel}: same content as batch {twin}, not processed again")
+            continue
+        try:
+            settings = parse_settings(settings_for(folder, item.path))
+            add_batch(context.instance, storage.root, key, settings)
+        except BatchError as error:
+            context.log.error(f"{rel} rejected: {error}")
+            continue
+        context.log.info(f"{rel}: new batch {key} ({settings.recipe})")
+        tags = {"onyx/batch": key, "onyx/source": "drop-folder"}
+        run_requests.append(RunRequest(run_key=f"{key}:batch", partition_key=key, tags=tags,
+                                       asset_selection=[video.key, frames.key, sparse_model.key]))
+        # Queued behind the first by the one-run-per-batch limit (onyx/batch tag).
+        run_requests.append(RunRequest(run_key=f"{key}:{settings.recipe}", tags=tags,
+                                       partition_key=_first_recipe_partition(key, settings.recipe),
+                                       asset_selection=[reconstruction.key, masks.key]))
+    cursor = {"pending": now_pending, "done": done}
+    return SensorResult(run_requests=run_requests, cursor=json.dumps(cursor, separators=(",", ":")))
+
+
