@@ -14,9 +14,12 @@ BENCHMARKS = ["sensor"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
-    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS] and BENCHMARKS + [], default=[],
+    parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}: choose from {', '.join(BENCHMARKS)}")
     rows, skipped = [], {}
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"bench.bench_{name}")

@@ -1,3 +1,3 @@
-"""onyx segformer tool."""
+"""onyx segformer tool: SegFormer keep/exclude masks and Gaussian filtering by them."""
 
 __version__ = "1"
