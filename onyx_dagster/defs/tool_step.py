@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from dagster import MaterializeResult, MetadataValue, PipesClientCompletedInvocation
@@ -9,8 +10,28 @@ from dagster import MaterializeResult, MetadataValue, PipesClientCompletedInvoca
 from onyx_tools.layout import BatchLayout
 
 # Tools report files relative to the batch folder (they may see it as /data); these
-# metadata keys are turned back into host paths, and PNGs into inline pictures.
+# metadata keys are turned back into host paths, and pictures into inline previews.
 PATH_SUFFIX = "_path"
+PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+PREVIEW_WIDTH = 720  # the event log stores the preview: keep it to tens of kilobytes
+
+
+def inline_picture(path: Path, title: str) -> MetadataValue | None:
+    """A small JPEG of ``path`` as a markdown image the Dagster UI shows in place."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    if image.shape[1] > PREVIEW_WIDTH:
+        scale = PREVIEW_WIDTH / image.shape[1]
+        image = cv2.resize(image, (PREVIEW_WIDTH, max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        return None
+    data = base64.b64encode(encoded.tobytes()).decode("ascii")
+    return MetadataValue.md(f"![{title}](data:image/jpeg;base64,{data})")
 
 
 def materialization(invocation: PipesClientCompletedInvocation, layout: BatchLayout) -> MaterializeResult:
@@ -21,6 +42,11 @@ def materialization(invocation: PipesClientCompletedInvocation, layout: BatchLay
         if key.endswith(PATH_SUFFIX) and isinstance(raw, str) and raw:
             host_path = (layout.root / raw).resolve()
             metadata[key] = MetadataValue.path(str(host_path))
+            if host_path.suffix.lower() in PICTURE_SUFFIXES and host_path.is_file():
+                name = key[: -len(PATH_SUFFIX)]
+                picture = inline_picture(host_path, name.replace("_", " "))
+                if picture is not None:
+                    metadata[name] = picture
     return MaterializeResult(metadata=metadata, data_version=result.data_version)
 
 
@@ -32,6 +58,3 @@ def metadata_number(result: MaterializeResult, key: str, default: float = 0.0) -
     except (TypeError, ValueError):
         return default
 
-
-def host_path(layout: BatchLayout, relative: str) -> Path:
-    return layout.root / relative
