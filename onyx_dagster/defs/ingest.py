@@ -3,6 +3,7 @@
 
 import hashlib
 import json
+from typing import Literal
 
 from dagster import (
     AssetCheckResult,
@@ -62,7 +63,8 @@ class FramesConfig(Config):
 
     max_width: int = Field(2048, gt=0, description="normal video: frames resized to at most this width")
     view_size: int = Field(2048, gt=0, description="360 video: side of each square perspective view")
-    view_set: str = Field("cube12", description="360 view layout: cube12 (first version), ring8 or cube6")
+    view_set: Literal["cube12", "ring8", "cube6"] = Field(
+        "cube12", description="360 view layout: cube12 (the first version's 12 views), ring8 or cube6")
     jpeg_quality: int = Field(95, ge=50, le=100)
     sharpest_in_window: bool = Field(True, description="pick the sharpest frame in each interval window")
 
