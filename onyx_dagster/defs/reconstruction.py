@@ -23,6 +23,7 @@ from pydantic import Field
 from onyx_tools.splat_ply import SplatFormatError, splat_summary
 
 from ..partitions import batch_recipes
+from ..pools import GPU_POOL
 from ..recipes import get_recipe
 from ..resources import BatchStorage, ToolRunner
 from .ingest import frames
@@ -53,7 +54,7 @@ class ReconstructionConfig(Config):
     group_name="reconstruction",
     code_version="1",
     kinds={"pytorch"},
-    pool="gpu",
+    pool=GPU_POOL,
     check_specs=[AssetCheckSpec("output_valid", asset="reconstruction",
                                 description="the splat PLY reads back with > 0 Gaussians, or the mesh has faces")],
     description="The recipe's scene in output/<recipe>/: a Gaussian splat (gsplat, MILo) or a mesh (OpenMVS).",
@@ -109,7 +110,7 @@ class MasksConfig(Config):
     group_name="segment",
     code_version="1",
     kinds={"pytorch"},
-    pool="gpu",
+    pool=GPU_POOL,
     check_specs=[AssetCheckSpec("one_mask_per_image", asset="masks",
                                 description="every image has its mask (or the scene is indoor and skipped)")],
     description="SegFormer masks of sky, water, people and boats in masks/, and the splat without them.",

@@ -16,6 +16,7 @@ from pydantic import Field
 import onyx_sfm
 
 from ..partitions import batches
+from ..pools import GPU_POOL
 from ..resources import BatchStorage, ToolRunner
 from .ingest import frames
 from .tool_step import materialization, metadata_number
@@ -36,7 +37,7 @@ class SparseModelConfig(Config):
     group_name="sfm",
     code_version=onyx_sfm.__version__,
     kinds={"colmap"},
-    pool="gpu",
+    pool=GPU_POOL,
     check_specs=[AssetCheckSpec("registration_ratio", asset="sparse_model",
                                 description="the model registers at least 90% of the images")],
     description="COLMAP sparse model of the frames in sparse/0 (binary), the largest model kept.",
