@@ -75,6 +75,23 @@ def _rate(text: str | None) -> float:
     return value
 
 
+def _unreadable_hint(path: Path, stderr: str) -> str:
+    """Why ffprobe failed, in words: a cut-off MP4 and a non-video file both lack a 'moov atom'."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if head[4:8] == b"ftyp" and "moov atom not found" in stderr:
+        return " (an MP4 without its index, the moov atom: the file is truncated, copy it again)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 3:  # not just a character cut at the 512th byte
+            return ""
+        text = head[: error.start].decode("utf-8")
+    if text and all(ch.isprintable() or ch.isspace() for ch in text):
+        return " (the file holds text, not video: give the path of the video file itself)"
+    return ""
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Probe ``path`` with ffprobe; raise ``VideoError`` naming the problem and the fix."""
     path = Path(path)
@@ -93,8 +110,8 @@ def probe_video(path: str | Path) -> VideoInfo:
     )
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["unreadable"])[-1]
-        hint = "moov atom" in reason and " (the file looks truncated: copy it again)" or ""
-        raise VideoError(f"input {path} is not a readable video: ffprobe says '{reason}'{hint}")
+        raise VideoError(f"input {path} is not a readable video: ffprobe says '{reason}'"
+                         f"{_unreadable_hint(path, result.stderr)}")
     data = json.loads(result.stdout or "{}")
     streams = data.get("streams") or []
     fmt = data.get("format") or {}
