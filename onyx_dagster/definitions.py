@@ -19,10 +19,7 @@ def runner_from_env() -> ToolRunner:
     kind = os.environ.get("ONYX_RUNNER", "local")
     runners = {
         "local": lambda: LocalRunner(),
-        "docker": lambda: DockerRunner(
-            image_prefix=os.environ.get("ONYX_IMAGE_PREFIX", ""),
-            tag=os.environ.get("ONYX_IMAGE_TAG", "latest"),
-        ),
+        "docker": DockerRunner.from_env,  # ONYX_IMAGE_PREFIX, ONYX_IMAGE_TAG, ONYX_GPU_POLICY, ...
     }
     if kind not in runners:
         raise ValueError(f"ONYX_RUNNER={kind!r} is not a runner: use one of {', '.join(runners)}")

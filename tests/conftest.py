@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import onyx_tools.native_order  # noqa: F401,I001  (before any pycolmap import: see that module)
+
 import os
 from pathlib import Path
 

@@ -79,7 +79,7 @@ class LocalRunner(ToolRunner):
             "batch_dir": str(batch_dir),
             "inputs": {name: str(path) for name, path in inputs.items()},
         }
-        env = {}
+        env = {"ONYX_PARENT_PID": str(os.getpid())}  # the tool dies with this process
         if self.cuda_visible_devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.cuda_visible_devices
         client = PipesSubprocessClient(env={**os.environ, **env})
@@ -89,15 +89,3 @@ class LocalRunner(ToolRunner):
             extras=extras,
         )
 
-
-class DockerRunner(ToolRunner):
-    """The production path: each tool in its own image, the batch folder mounted at /data."""
-
-    image_prefix: str = Field("", description="registry prefix, e.g. 'ghcr.io/ORG/'")
-    tag: str = Field("latest")
-
-    def image(self, tool: str) -> str:
-        return f"{self.image_prefix}onyx-{tool}:{self.tag}"
-
-    def launch(self, context, *, tool, batch_dir, params, inputs, gpu):
-        raise NotImplementedError("the docker runner lands with the Docker issue")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -116,7 +117,26 @@ def _file_logger(name: str, layout: BatchLayout, pipes: PipesContext) -> logging
     return logger
 
 
+def exit_with_parent() -> None:
+    """Die with the orchestrator process (``ONYX_PARENT_PID`` set by the local runner).
+
+    A tool killed only by its orchestrator's death would go on writing the batch folder
+    while a resumed run starts another copy; Linux's parent-death signal prevents that.
+    """
+    parent = os.environ.get("ONYX_PARENT_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def run_tool(name: str, main: Callable[[ToolRun], None]) -> None:
+    exit_with_parent()
     with open_dagster_pipes() as pipes:
         extras = dict(pipes.extras)
         layout = BatchLayout(Path(extras.pop("batch_dir", "/data")))

@@ -1,0 +1,1 @@
+"""A probe tool for the docker runner's tests: reports what the container sees."""
