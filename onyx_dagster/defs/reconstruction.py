@@ -6,12 +6,15 @@ mapping), so nothing upstream runs again and the lineage shows where it came fro
 """
 
 
+import warnings
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    BetaWarning,
     Config,
     Failure,
     MultiPartitionKey,
@@ -30,7 +33,9 @@ from .ingest import frames
 from .sfm import sparse_model
 from .tool_step import materialization, metadata_number
 
-per_batch = MultiToSingleDimensionPartitionMapping(partition_dimension_name="batch")
+with warnings.catch_warnings():  # beta in dagster 1.13, and exactly the mapping a fork needs
+    warnings.simplefilter("ignore", BetaWarning)
+    per_batch = MultiToSingleDimensionPartitionMapping(partition_dimension_name="batch")
 
 
 def batch_and_recipe(context: AssetExecutionContext) -> tuple[str, str]:

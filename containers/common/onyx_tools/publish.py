@@ -66,16 +66,30 @@ def publishing(target: Path) -> Iterator[Path]:
     swap_into_place(staged, target)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write a small file so readers see the old or the new content, never a torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_png_atomic(path: Path, image) -> None:
+    """An OpenCV (BGR) image as a PNG, published atomically: previews are read by the UI at any time."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path}")
+    write_bytes_atomic(path, encoded.tobytes())

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from onyx_tools.publish import write_bytes_atomic
 from onyx_tools.splat_ply import read_splat_ply, write_splat_ply
 
 from .dataset import View
@@ -49,10 +47,4 @@ def write_metrics(path: Path, metrics: dict) -> None:
 
 def copy_atomic(source: Path, target: Path) -> None:
     """Copy so readers of ``target`` see the old or the new file, never half of one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(target, Path(source).read_bytes())

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from onyx_tools.publish import write_png_atomic
 
 MAX_THUMBNAILS = 24
 COLUMNS = 6
@@ -62,15 +62,5 @@ def write_contact_sheet(paths: Sequence[Path], labels: Sequence[str], target: Pa
             raise OSError(f"cannot read {paths[i]} for the contact sheet")
         images.append(img)
     sheet = contact_sheet(images, [labels[i] for i in picks])
-    ok, png = cv2.imencode(".png", sheet)
-    if not ok:
-        raise OSError("PNG encoding of the contact sheet failed")
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_bytes(png.tobytes())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_png_atomic(Path(target), sheet)
     return sheet.shape[1], sheet.shape[0]

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from onyx_tools.publish import write_png_atomic
+
 from .views import View
 
 
@@ -73,7 +75,4 @@ def render_preview(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, 
 
 
 def write_preview(path: Path, image: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    Path(path).write_bytes(data.tobytes())
+    write_png_atomic(Path(path), image)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+
 
 TINT_BGR = (255, 0, 255)  # magenta: excluded (sky, water, people, boats)
 
@@ -46,17 +45,3 @@ def pick_evenly(items: Sequence, count: int) -> list:
     if len(items) <= count:
         return list(items)
     return [items[i] for i in np.round(np.linspace(0, len(items) - 1, count)).astype(int)]
-
-
-def write_png_atomic(path: Path, picture: np.ndarray) -> None:
-    """PNG written under a temporary name and renamed (onyx_tools.publish has only a text variant)."""
-    ok, encoded = cv2.imencode(".png", picture)
-    if not ok:
-        raise RuntimeError(f"cannot encode the preview {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

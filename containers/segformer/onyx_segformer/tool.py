@@ -19,7 +19,7 @@ import numpy as np
 from onyx_tools.errors import ToolError
 from onyx_tools.layout import BatchLayout
 from onyx_tools.manifest import data_version, file_sha256
-from onyx_tools.publish import publishing
+from onyx_tools.publish import publishing, write_png_atomic
 from onyx_tools.splat_ply import read_splat_ply, write_splat_ply
 from onyx_tools.tool import ToolRun
 
@@ -27,7 +27,7 @@ from .cameras import read_cameras
 from .config import SPLAT_NAMES, SegformerParams
 from .filter_gaussians import filter_gaussians_detailed
 from .images import list_images, read_mask, write_mask
-from .preview import mask_preview, pick_evenly, write_png_atomic
+from .preview import mask_preview, pick_evenly
 
 FILTERED_NAME = "point_cloud_filtered.ply"
 PREVIEW_NAME = "masks.png"

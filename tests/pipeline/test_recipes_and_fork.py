@@ -1,0 +1,83 @@
+"""The recipe dimension on real data: gaussian-proto on the CPU, then a fork that reuses
+frames and sparse_model through lineage instead of recomputing them."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from dagster import AssetKey, DagsterInvalidConfigError, MultiPartitionKey
+
+from onyx_dagster.batches import add_batch, parse_settings
+from onyx_tools.splat_ply import read_splat_ply
+
+BATCH_ASSETS = ["video", "frames", "sparse_model"]
+
+
+def recipe(key: str, name: str) -> MultiPartitionKey:
+    return MultiPartitionKey({"batch": key, "recipe": name})
+
+
+@pytest.fixture
+def chair_batch(datasets, tmp_path, dagster_instance, data_root, materialize_partition):
+    video = tmp_path / "chair.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-framerate", "4", "-i", str(datasets / "chair_images" / "image%03d.jpg"),
+                    "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(video)], check=True)
+    layout = add_batch(dagster_instance, data_root, "chair", parse_settings(
+        {"input": str(video), "scene": "indoor", "mode": "gaussian", "quality": "proto", "interval": 0.25}))
+    materialize_partition(BATCH_ASSETS, "chair")
+    return layout
+
+
+def test_gaussian_proto_then_fork(chair_batch, dagster_instance, materialize_partition, latest_metadata,
+                                  materialization_count):
+    layout = chair_batch
+    proto = recipe("chair", "gaussian-proto")
+    materialize_partition(["reconstruction", "masks"], proto,
+                          run_config={"ops": {"reconstruction": {"config": {"iterations": 200}}}})
+    splat = latest_metadata("reconstruction", proto)
+    assert splat["rasterizer"] == "torch-cpu" and splat["gaussians"] > 0
+    assert splat["psnr_last_eval"] > splat["psnr_first_eval"] + 3.0, splat   # it learned the scene
+    cloud = read_splat_ply(layout.recipe_output("gaussian-proto") / "splat.ply")
+    assert len(cloud) == splat["gaussians"]
+    masks = latest_metadata("masks", proto)
+    assert masks["skipped"] is True and "indoor" in masks["reason"]            # first-version behaviour
+
+    # The fork: another recipe partition of the same batch.
+    fork = recipe("chair", "photogrammetry-proto")
+    materialize_partition(["reconstruction"], fork)
+    mesh = latest_metadata("reconstruction", fork)
+    assert mesh["backend"] == "cpu-sgbm" and mesh["faces"] > 1000
+    assert materialization_count("frames", "chair") == 1          # nothing upstream ran again
+    assert materialization_count("sparse_model", "chair") == 1
+    assert sorted(p.name for p in layout.output.iterdir()) == ["gaussian-proto", "photogrammetry-proto"]
+    assert (layout.recipe_output("gaussian-proto") / "splat.ply").is_file()   # side by side, untouched
+
+    # Lineage: the fork's materialisation points at the batch's one sparse_model materialisation.
+    event = dagster_instance.get_latest_materialization_event(AssetKey("reconstruction"))
+    sparse = dagster_instance.get_latest_materialization_event(AssetKey("sparse_model"))
+    pointer = event.asset_materialization.tags.get("dagster/input_event_pointer/sparse_model")
+    assert pointer == str(sparse.storage_id)
+
+
+def test_reconstruction_before_sparse_model_is_refused(datasets, dagster_instance, data_root, materialize_partition):
+    add_batch(dagster_instance, data_root, "early", parse_settings(
+        {"input": str(datasets / "real_videos" / "stone_sign.mp4"), "scene": "outdoor", "mode": "gaussian",
+         "quality": "proto"}))
+    result = materialize_partition(["reconstruction"], recipe("early", "gaussian-proto"), raise_on_error=False)
+    message = result.get_step_failure_events()[0].event_specific_data.error.message
+    assert "batch early has no sparse model yet: materialise sparse_model for partition early first" in message
+
+
+def test_unknown_recipe_is_not_a_partition(dagster_instance, materialize_partition):
+    from dagster import DagsterInvariantViolationError, DagsterUnknownPartitionError
+
+    with pytest.raises((DagsterUnknownPartitionError, DagsterInvariantViolationError, ValueError),
+                       match="gaussian-fast|partition"):
+        materialize_partition(["reconstruction"], recipe("early", "gaussian-fast"))
+
+
+def test_reconstruction_config_is_checked_before_running(dagster_instance, materialize_partition):
+    with pytest.raises(DagsterInvalidConfigError, match="iterations"):
+        materialize_partition(["reconstruction"], recipe("early", "gaussian-proto"),
+                              run_config={"ops": {"reconstruction": {"config": {"iterations": "many"}}}})
