@@ -61,6 +61,13 @@ def summary(layout: BatchLayout, truth_path: Path, recipe: str) -> list[str]:
     if output.is_dir():
         files = ", ".join(sorted(p.name for p in output.iterdir() if p.is_file()))
         lines.append(f"{recipe:<17} {output} ({files})")
+        metrics_file = output / "metrics.json"
+        if metrics_file.is_file():
+            metrics = json.loads(metrics_file.read_text())
+            lines.append(f"splat             {metrics['gaussians']} Gaussians, held-out PSNR "
+                         f"{metrics['first_eval']['psnr']:.1f} -> {metrics['last_eval']['psnr']:.1f} dB "
+                         f"({metrics['rasterizer']}, {metrics['iterations']} iterations at {metrics['resolution']}); "
+                         "open splat.ply in SuperSplat or any 3DGS viewer")
     if layout.previews.is_dir():
         lines.append(f"previews          {layout.previews} ({', '.join(sorted(p.name for p in layout.previews.iterdir()))})")
     return lines
