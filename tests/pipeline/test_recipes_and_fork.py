@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from dagster import AssetKey, DagsterInvalidConfigError, MultiPartitionKey
+from dagster import AssetKey, AssetRecordsFilter, DagsterInvalidConfigError, MultiPartitionKey
 
 from onyx_dagster.batches import add_batch, parse_settings
 from onyx_tools.splat_ply import read_splat_ply
@@ -54,10 +54,14 @@ def test_gaussian_proto_then_fork(chair_batch, dagster_instance, materialize_par
     assert (layout.recipe_output("gaussian-proto") / "splat.ply").is_file()   # side by side, untouched
 
     # Lineage: the fork's materialisation points at the batch's one sparse_model materialisation.
-    event = dagster_instance.get_latest_materialization_event(AssetKey("reconstruction"))
-    sparse = dagster_instance.get_latest_materialization_event(AssetKey("sparse_model"))
-    pointer = event.asset_materialization.tags.get("dagster/input_event_pointer/sparse_model")
-    assert pointer == str(sparse.storage_id)
+    def latest(asset, partition):
+        return dagster_instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[str(partition)]), limit=1).records[0]
+
+    sparse = latest("sparse_model", "chair")
+    for partition in (proto, fork):
+        tags = latest("reconstruction", partition).asset_materialization.tags
+        assert tags.get("dagster/input_event_pointer/sparse_model") == str(sparse.storage_id)
 
 
 def test_reconstruction_before_sparse_model_is_refused(datasets, dagster_instance, data_root, materialize_partition):
