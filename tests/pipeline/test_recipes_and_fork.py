@@ -81,7 +81,11 @@ def test_unknown_recipe_is_not_a_partition(dagster_instance, materialize_partiti
         materialize_partition(["reconstruction"], recipe("early", "gaussian-fast"))
 
 
-def test_reconstruction_config_is_checked_before_running(dagster_instance, materialize_partition):
+def test_reconstruction_config_is_checked_before_running(datasets, dagster_instance, data_root,
+                                                         materialize_partition):
+    add_batch(dagster_instance, data_root, "early", parse_settings(
+        {"input": str(datasets / "real_videos" / "stone_sign.mp4"), "scene": "outdoor", "mode": "gaussian",
+         "quality": "proto"}))
     with pytest.raises(DagsterInvalidConfigError, match="iterations"):
         materialize_partition(["reconstruction"], recipe("early", "gaussian-proto"),
                               run_config={"ops": {"reconstruction": {"config": {"iterations": "many"}}}})
