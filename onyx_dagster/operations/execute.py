@@ -11,6 +11,7 @@ from the event log.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -315,11 +316,16 @@ def execute_plan(onyx: Onyx, plan: Plan, *, verb: str, progress: ProgressCallbac
 
 
 def _error_chain(event) -> str:
+    """The step's own reason: a tool's ``Failure`` description alone, else the chain of causes,
+    without Python class paths."""
     error = getattr(event.event_specific_data, "error", None)
     parts = []
     while error is not None:
         first = (error.message or "").strip().splitlines()
         if first:
-            parts.append(first[0])
+            text = re.sub(r"^[\w.]+(Error|Exception|Failure): ", "", first[0])
+            if error.cls_name == "Failure":
+                return text
+            parts.append(text)
         error = error.cause
     return " <- ".join(dict.fromkeys(parts)) or "failed"

@@ -24,7 +24,7 @@ from dagster import (
 from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import Field
 
-from onyx_tools.tool import last_failure
+from onyx_tools.tool import disk_full_reason, last_failure
 
 
 class ToolRunner(ConfigurableResource):
@@ -49,7 +49,7 @@ class ToolRunner(ConfigurableResource):
             return self.launch(context, tool=tool, batch_dir=Path(batch_dir), params=params,
                                inputs=inputs or {}, gpu=gpu)
         except DagsterPipesExecutionError as error:
-            reason = last_failure(Path(batch_dir), tool) or str(error)
+            reason = disk_full_reason(Path(batch_dir)) or last_failure(Path(batch_dir), tool) or str(error)
             raise Failure(description=f"{tool} failed: {reason}",
                           metadata={"log_path": str(Path(batch_dir) / "logs" / f"{tool}.log")}) from error
 

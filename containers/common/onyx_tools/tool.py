@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -85,6 +86,22 @@ def parse_progress(message: str) -> dict[str, Any] | None:
         return None
 
 
+def disk_full_reason(folder: Path, threshold: int = 16 * 2**20) -> str | None:
+    """'The disk is full' in words a person can act on, when ``folder``'s file system nearly is.
+
+    Tools die of a full disk in many ways (an OSError, SQLite's "database or disk is full",
+    a C++ abort): whatever the tool said, this is the reason to show.
+    """
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return None
+    if usage.free >= threshold:
+        return None
+    return (f"the disk holding {folder} is full ({usage.free // 1024} KB free of {usage.total // 2**20} MB): "
+            f"free space there, then `onyx resume {Path(folder).name}`")
+
+
 def last_failure(batch_dir: Path, name: str) -> str | None:
     """The reason the last run of tool ``name`` gave for failing, read back from its log."""
     log_file = Path(batch_dir) / "logs" / f"{name}.log"
@@ -152,7 +169,8 @@ def run_tool(name: str, main: Callable[[ToolRun], None]) -> None:
             log.error("%s%s%s", name, FAILURE_MARK, error)
             raise
         except Exception as error:
-            log.exception("%s%sunexpected %s: %s", name, FAILURE_MARK, type(error).__name__, error)
+            reason = disk_full_reason(layout.root) or f"unexpected {type(error).__name__}: {error}"
+            log.exception("%s%s%s", name, FAILURE_MARK, reason)
             raise
         log.info("%s finished in %.1f s", name, time.monotonic() - started)
 

@@ -7,6 +7,7 @@ written, and by the ingest tool itself.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
@@ -109,6 +110,11 @@ def probe_video(path: str | Path) -> VideoInfo:
         capture_output=True, text=True, timeout=120,
     )
     if result.returncode != 0:
+        claimed = re.search(r"Picture size (\d+)x(\d+) is invalid", result.stderr)
+        if claimed:
+            raise VideoError(
+                f"input {path} claims {claimed[1]}x{claimed[2]} pixels, beyond the {MAX_PIXELS // 1_000_000} MP "
+                "Onyx accepts: the header is damaged or the video must be downscaled first")
         reason = (result.stderr.strip().splitlines() or ["unreadable"])[-1]
         raise VideoError(f"input {path} is not a readable video: ffprobe says '{reason}'"
                          f"{_unreadable_hint(path, result.stderr)}")

@@ -31,8 +31,12 @@ def main(run: ToolRun) -> None:
                  config.matching, config.mapper, config.spherical)
     work = layout.work / "sfm"
     shutil.rmtree(work, ignore_errors=True)
-    result = reconstruct(layout.images, index, work, config, panoramas_dir=layout.panoramas,
-                         progress=run.progress, log=run.log)
+    try:
+        result = reconstruct(layout.images, index, work, config, panoramas_dir=layout.panoramas,
+                             progress=run.progress, log=run.log)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # a failed attempt must not keep the disk full
+        raise
 
     run.progress("publish", 0, 1, "sparse/0", force=True)
     publish_started = time.monotonic()
