@@ -9,7 +9,7 @@ import traceback
 
 from .harness import write_results
 
-BENCHMARKS = ["sensor"]
+BENCHMARKS = ["ingest", "sfm", "overhead", "filter", "sensor", "backfill"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,8 +98,10 @@ def test_strategy_plans():
     assert spherical_plan("auto", has_panoramas=False) == ["rig"]
     with pytest.raises(ToolError, match="panoramas/"):
         spherical_plan("spherical", has_panoramas=False)
-    split = Attempt("sequential+incremental", registered=20, total=21, models=2)
+    split = Attempt("sequential+incremental", registered=20, total=21, models=2, stranded=1)
     assert not is_good_enough(split, 0.9)
+    # an extra model of images the largest already holds is no split
+    assert is_good_enough(Attempt("x", registered=21, total=21, models=2, stranded=0), 0.9)
     assert is_good_enough(Attempt("x", registered=19, total=21, models=1), 0.9)
     rescued = Attempt("exhaustive+incremental", registered=21, total=21, models=1)
     assert best_attempt([split, rescued]) is rescued

@@ -34,6 +34,10 @@ def summarise(attempt: Attempt, models: dict[int, pycolmap.Reconstruction]) -> p
     if best is not None:
         attempt.registered = best.num_reg_images()
         attempt.points3d = best.num_points3D()
+        in_best = {image.name for image in best.images.values() if image.has_pose}
+        elsewhere = {image.name for model in models.values() if model is not best
+                     for image in model.images.values() if image.has_pose}
+        attempt.stranded = len(elsewhere - in_best)
     return best
 
 
