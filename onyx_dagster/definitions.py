@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions
+from dagster import Definitions, define_asset_job
 
 from .batches import data_root_from_env
 from .defs.drop_folder import DropFolder, drop_folder_sensor
@@ -26,8 +26,18 @@ def runner_from_env() -> ToolRunner:
     return runners[kind]()
 
 
+# Partitioned jobs for backfills from the command line (Dagster 1.13's CLI backfills jobs, not
+# asset selections): `dagster job backfill -w workspace.yaml -l onyx -j batch_job --partitions a,b`.
+batch_job = define_asset_job(
+    "batch_job", selection=[video, frames, sparse_model],
+    description="video, frames and sparse_model of a batch: `dagster job backfill -j batch_job`")
+recipe_job = define_asset_job(
+    "recipe_job", selection=[reconstruction, masks],
+    description="reconstruction and masks of a batch x recipe (keys 'batch|recipe'): `dagster job backfill -j recipe_job`")
+
 defs = Definitions(
     assets=[video, frames, sparse_model, reconstruction, masks],
+    jobs=[batch_job, recipe_job],
     resources={
         "storage": BatchStorage(data_root=str(data_root_from_env())),
         "runner": runner_from_env(),

@@ -24,7 +24,7 @@ from onyx_tools.video import check_decodable, probe_video
 
 from ..partitions import batches
 from ..resources import BatchStorage, ToolRunner
-from .tool_step import materialization, metadata_number
+from .tool_step import TOOL_RETRY, materialization, metadata_number
 
 
 @asset(
@@ -75,6 +75,7 @@ class FramesConfig(Config):
     group_name="ingest",
     code_version=onyx_ingest.__version__,
     kinds={"python", "ffmpeg"},
+    retry_policy=TOOL_RETRY,
     check_specs=[AssetCheckSpec("frames_not_empty", asset="frames",
                                 description="ingest produced at least 3 images")],
     description="Frames from the video (perspective views for 360) in images/, with index.json.",

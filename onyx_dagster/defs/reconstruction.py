@@ -31,7 +31,7 @@ from ..recipes import get_recipe
 from ..resources import BatchStorage, ToolRunner
 from .ingest import frames
 from .sfm import sparse_model
-from .tool_step import materialization, metadata_number
+from .tool_step import TOOL_RETRY, materialization, metadata_number
 
 with warnings.catch_warnings():  # beta in dagster 1.13, and exactly the mapping a fork needs
     warnings.simplefilter("ignore", BetaWarning)
@@ -60,6 +60,7 @@ class ReconstructionConfig(Config):
     code_version="1",
     kinds={"pytorch"},
     pool=GPU_POOL,
+    retry_policy=TOOL_RETRY,
     check_specs=[AssetCheckSpec("output_valid", asset="reconstruction",
                                 description="the splat PLY reads back with > 0 Gaussians, or the mesh has faces")],
     description="The recipe's scene in output/<recipe>/: a Gaussian splat (gsplat, MILo) or a mesh (OpenMVS).",
@@ -116,6 +117,7 @@ class MasksConfig(Config):
     code_version="1",
     kinds={"pytorch"},
     pool=GPU_POOL,
+    retry_policy=TOOL_RETRY,
     check_specs=[AssetCheckSpec("one_mask_per_image", asset="masks",
                                 description="every image has its mask (or the scene is indoor and skipped)")],
     description="SegFormer masks of sky, water, people and boats in masks/, and the splat without them.",

@@ -19,7 +19,7 @@ from ..partitions import batches
 from ..pools import GPU_POOL
 from ..resources import BatchStorage, ToolRunner
 from .ingest import frames
-from .tool_step import materialization, metadata_number
+from .tool_step import TOOL_RETRY, materialization, metadata_number
 
 
 class SparseModelConfig(Config):
@@ -38,6 +38,7 @@ class SparseModelConfig(Config):
     code_version=onyx_sfm.__version__,
     kinds={"colmap"},
     pool=GPU_POOL,
+    retry_policy=TOOL_RETRY,
     check_specs=[AssetCheckSpec("registration_ratio", asset="sparse_model",
                                 description="the model registers at least 90% of the images")],
     description="COLMAP sparse model of the frames in sparse/0 (binary), the largest model kept.",

@@ -5,15 +5,18 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from dagster import MaterializeResult, MetadataValue, PipesClientCompletedInvocation
+from dagster import MaterializeResult, MetadataValue, PipesClientCompletedInvocation, RetryPolicy
 
 from onyx_tools.layout import BatchLayout
+
+# A crashed tool (not bad input: the runner marks that as not retryable) gets one more try.
+TOOL_RETRY = RetryPolicy(max_retries=1, delay=10)
 
 # Tools report files relative to the batch folder (they may see it as /data); these
 # metadata keys are turned back into host paths, and pictures into inline previews.
 PATH_SUFFIX = "_path"
 PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-PREVIEW_WIDTH = 720  # the event log stores the preview: keep it to tens of kilobytes
+PREVIEW_WIDTH = 480  # the event log stores the preview: keep it to tens of kilobytes
 
 
 def inline_picture(path: Path, title: str) -> MetadataValue | None:
@@ -27,7 +30,7 @@ def inline_picture(path: Path, title: str) -> MetadataValue | None:
         scale = PREVIEW_WIDTH / image.shape[1]
         image = cv2.resize(image, (PREVIEW_WIDTH, max(1, round(image.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])
     if not ok:
         return None
     data = base64.b64encode(encoded.tobytes()).decode("ascii")

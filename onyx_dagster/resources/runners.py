@@ -24,7 +24,7 @@ from dagster import (
 from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import Field
 
-from onyx_tools.tool import disk_full_reason, last_failure
+from onyx_tools.tool import UNEXPECTED, disk_full_reason, last_failure
 
 
 class ToolRunner(ConfigurableResource):
@@ -49,9 +49,13 @@ class ToolRunner(ConfigurableResource):
             return self.launch(context, tool=tool, batch_dir=Path(batch_dir), params=params,
                                inputs=inputs or {}, gpu=gpu)
         except DagsterPipesExecutionError as error:
-            reason = disk_full_reason(Path(batch_dir)) or last_failure(Path(batch_dir), tool) or str(error)
-            raise Failure(description=f"{tool} failed: {reason}",
-                          metadata={"log_path": str(Path(batch_dir) / "logs" / f"{tool}.log")}) from error
+            disk_full = disk_full_reason(Path(batch_dir))
+            told = last_failure(Path(batch_dir), tool)
+            # Bad input and a full disk come back the same on a retry; a crash may not.
+            retry = disk_full is None and (told is None or told.startswith(UNEXPECTED))
+            raise Failure(description=f"{tool} failed: {disk_full or told or error}",
+                          metadata={"log_path": str(Path(batch_dir) / "logs" / f"{tool}.log")},
+                          allow_retries=retry) from error
 
     def launch(
         self,

@@ -30,6 +30,7 @@ from .layout import BatchLayout
 
 PROGRESS_PREFIX = "[progress] "
 FAILURE_MARK = " failed: "
+UNEXPECTED = "unexpected "  # a crash, not a ToolError: the one kind of failure worth retrying
 
 
 class _PipesLogHandler(logging.Handler):
@@ -169,7 +170,7 @@ def run_tool(name: str, main: Callable[[ToolRun], None]) -> None:
             log.error("%s%s%s", name, FAILURE_MARK, error)
             raise
         except Exception as error:
-            reason = disk_full_reason(layout.root) or f"unexpected {type(error).__name__}: {error}"
+            reason = disk_full_reason(layout.root) or f"{UNEXPECTED}{type(error).__name__}: {error}"
             log.exception("%s%s%s", name, FAILURE_MARK, reason)
             raise
         log.info("%s finished in %.1f s", name, time.monotonic() - started)
