@@ -34,7 +34,7 @@ FAKE_MESH = textwrap.dedent('''
     import argparse
     from pathlib import Path
     import trimesh
-    p = argparse.ArgumentParser(); p.add_argument("-s"); p.add_argument("-m"); p.add_argument("--rasterizer")
+    p = argparse.ArgumentParser(); p.add_argument("-s"); p.add_argument("-m"); p.add_argument("--rasterizer"); p.add_argument("--config")
     a = p.parse_args()
     trimesh.creation.icosphere(subdivisions=2).export(Path(a.m) / "mesh_learnable_sdf.ply")
 ''')

@@ -48,7 +48,7 @@ def test_train_command_outdoor_is_not_dense():
     assert command[command.index("--iterations") + 1] == "3000"
     assert "--dense_gaussians" not in command
     assert mesh_command(params, Path("d"), Path("m"))[1:] == [
-        "/opt/milo/mesh_extract_sdf.py", "-s", "d", "-m", "m", "--rasterizer", "radegs"]
+        "/opt/milo/milo/mesh_extract_sdf.py", "-s", "d", "-m", "m", "--rasterizer", "radegs", "--config", "default"]
 
 
 def test_params_are_validated():

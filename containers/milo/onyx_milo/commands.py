@@ -26,5 +26,6 @@ def train_command(params: MiloParams, dataset: Path, model: Path) -> list[str]:
 
 
 def mesh_command(params: MiloParams, dataset: Path, model: Path) -> list[str]:
+    # MILo's README: extraction must use the mesh config training used (--config there).
     return [params.python, str(params.home / "mesh_extract_sdf.py"), "-s", str(dataset), "-m", str(model),
-            "--rasterizer", params.rasterizer]
+            "--rasterizer", params.rasterizer, "--config", params.mesh_config]

@@ -22,7 +22,8 @@ class MiloParams:
     rasterizer: str = "radegs"
     mesh_config: str = "default"
     dense_gaussians: bool | None = None   # None: dense indoors, as the first version did
-    milo_home: str = field(default_factory=lambda: os.environ.get("ONYX_MILO_HOME", "/opt/milo"))
+    # MILo keeps train.py and mesh_extract_sdf.py in the repository's milo/ folder
+    milo_home: str = field(default_factory=lambda: os.environ.get("ONYX_MILO_HOME", "/opt/milo/milo"))
     python: str = field(default_factory=lambda: os.environ.get("ONYX_MILO_PYTHON", sys.executable))
 
     @property
