@@ -41,7 +41,7 @@ with warnings.catch_warnings():  # beta in dagster 1.13, and exactly the mapping
 def batch_and_recipe(context: AssetExecutionContext) -> tuple[str, str]:
     key = context.partition_key
     if not isinstance(key, MultiPartitionKey):
-        raise Failure(f"partition {key!r} is not a batch x recipe partition")
+        raise Failure(f"partition {key!r} is not a batch x recipe partition", allow_retries=False)
     return key.keys_by_dimension["batch"], key.keys_by_dimension["recipe"]
 
 
@@ -74,7 +74,7 @@ def reconstruction(context: AssetExecutionContext, config: ReconstructionConfig,
     if not (layout.sparse_model / "images.bin").is_file():
         raise Failure(
             f"batch {batch} has no sparse model yet: materialise sparse_model for partition {batch} "
-            f"first (onyx resume {batch}, or select sparse_model in the UI)")
+            f"first (onyx resume {batch}, or select sparse_model in the UI)", allow_retries=False)
     invocation = runner.run(
         context,
         tool=recipe.tool,

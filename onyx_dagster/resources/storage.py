@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 from pydantic import Field
 
 from onyx_tools.layout import BatchLayout
 
-from ..batches import BatchSettings, batch_layout, read_settings
+from ..batches import BatchError, BatchSettings, batch_layout, read_settings
 
 
 class BatchStorage(ConfigurableResource):
@@ -25,4 +25,8 @@ class BatchStorage(ConfigurableResource):
         return batch_layout(self.root, batch_key)
 
     def settings(self, batch_key: str) -> BatchSettings:
-        return read_settings(self.layout(batch_key))
+        """The batch's settings; a missing or invalid batch.json fails the step without retries."""
+        try:
+            return read_settings(self.layout(batch_key))
+        except BatchError as error:
+            raise Failure(description=str(error), allow_retries=False) from None
