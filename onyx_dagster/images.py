@@ -174,15 +174,15 @@ class ServiceSpec:
     depends_on: tuple[str, ...]
 
 
-_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}|\$\$")
+# innermost references only (no "$" in a default): nested defaults resolve from the inside out
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^${}]*))?\}")
+_ESCAPED_DOLLAR = "\0"
 
 
 def interpolate(value: str, env: Mapping[str, str]) -> str:
-    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR-default}`` (enough for this manifest)."""
+    """Compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, nested defaults and ``$$``."""
 
     def replace(match: re.Match) -> str:
-        if match.group(0) == "$$":
-            return "$"
         name, op, default = match.group("name"), match.group("op"), match.group("default") or ""
         current = env.get(name)
         if op == ":-":
@@ -191,7 +191,12 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
             return current if current is not None else default
         return current or ""
 
-    return _VAR.sub(replace, value)
+    value = value.replace("$$", _ESCAPED_DOLLAR)
+    for _ in range(8):  # nesting depth; a manifest never comes close
+        value, count = _VAR.subn(replace, value)
+        if not count:
+            break
+    return value.replace(_ESCAPED_DOLLAR, "$")
 
 
 def _deep_interpolate(value: Any, env: Mapping[str, str]) -> Any:

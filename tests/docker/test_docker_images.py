@@ -17,16 +17,50 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_manifest_has_every_tool_and_builds_base_first():
     services = images.load_manifest(env={})
-    assert set(services) == {"base", *images.TOOLS}
+    assert set(services) == {"base", "base-milo", *images.TOOLS}
     order = images.build_order(services, ["sfm", "ingest"])
     assert order == ["base", "sfm", "ingest"]
+    assert images.build_order(services, ["milo"]) == ["base-milo", "milo"]
     for tool in images.TOOLS:
+        base = "base-milo" if tool == "milo" else "base"
         assert services[tool].image == f"onyx-{tool}:latest"
         assert services[tool].dockerfile == f"containers/{tool}/Dockerfile"
         assert services[tool].context == "."
-        assert services[tool].args["BASE_IMAGE"] == "onyx-base:latest"
-        assert services[tool].depends_on == ("base",)
+        assert services[tool].args["BASE_IMAGE"] == f"onyx-{base}:latest"
+        assert services[tool].depends_on == (base,)
     assert services["base"].args["BASE_IMAGE"] == images.PRODUCTION_ROOT_IMAGE
+    # MILo's base: the same Dockerfile on the PyTorch its CUDA extensions are written for
+    assert services["base-milo"].dockerfile == services["base"].dockerfile
+    assert services["base-milo"].args["BASE_IMAGE"].startswith("pytorch/pytorch:2.3.1-")
+    assert services["openmvs"].args["OPENMVS_BUILD_IMAGE"] == "onyx-base:latest"
+
+
+def test_manifest_interpolation_resolves_nested_defaults():
+    assert images.interpolate("${A:-${B:-}x:${C:-latest}}", {}) == "x:latest"
+    assert images.interpolate("${A:-${B:-}x:${C:-latest}}", {"B": "r/", "C": "v2"}) == "r/x:v2"
+    assert images.interpolate("${A:-${B:-}x}", {"A": "mine"}) == "mine"
+    assert images.interpolate("${A-dflt} $$HOME ${A:-dflt}", {"A": ""}) == " $HOME dflt"
+    services = images.load_manifest(env={"ONYX_OPENMVS_BUILD_IMAGE": "pytorch/pytorch:2.13.0-cuda12.8-cudnn9-devel",
+                                         "ONYX_OPENMVS_CUDA": "ON", "ONYX_REGISTRY": "ghcr.io/acme/"})
+    assert services["openmvs"].args["OPENMVS_BUILD_IMAGE"] == "pytorch/pytorch:2.13.0-cuda12.8-cudnn9-devel"
+    assert services["openmvs"].args["OPENMVS_CUDA"] == "ON"
+    assert services["openmvs"].args["BASE_IMAGE"] == "ghcr.io/acme/onyx-base:latest"
+
+
+def _declared_args(text: str) -> set[str]:
+    return set(re.findall(r"^ARG ([A-Za-z_][A-Za-z0-9_]*)", text, re.M))
+
+
+@pytest.mark.parametrize("service", ["base", "base-milo", *images.TOOLS])
+def test_every_build_arg_of_the_manifest_is_declared_by_its_dockerfile(service):
+    # an undeclared build arg is silently ignored by docker build: the image would quietly be built
+    # from the Dockerfile's default instead of what the manifest asked for
+    spec = images.load_manifest(env={})[service]
+    text = (REPO / spec.dockerfile).read_text()
+    declared = _declared_args(text)
+    assert set(spec.args) <= declared, f"{spec.dockerfile} does not declare {sorted(set(spec.args) - declared)}"
+    for image in re.findall(r"^FROM \$\{(\w+)\}", text, re.M):
+        assert image in declared
 
 
 def test_manifest_registry_prefix_tag_and_build_options():
@@ -50,8 +84,8 @@ def test_dockerfiles_take_base_image_and_run_the_tool_as_non_root(tool):
     first_from = text.index("\nFROM ")
     assert re.search(r"^ARG BASE_IMAGE=\S+", text[:first_from], re.M), "ARG BASE_IMAGE before the first FROM"
     assert "FROM ${BASE_IMAGE}" in text
-    if tool in ("ingest", "sfm", "gsplat", "segformer"):
-        assert "ARG BASE_IMAGE=onyx-base:latest" in text
+    if tool != "base":
+        assert f"ARG BASE_IMAGE=onyx-base{'-milo' if tool == 'milo' else ''}:latest" in text
         assert f'ENTRYPOINT ["python", "-m", "onyx_{tool}"]' in text
         assert re.search(r"^USER 1000:1000$", text, re.M)
         assert "dagster==" not in text and "pip install dagster " not in text
