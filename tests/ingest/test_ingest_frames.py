@@ -34,8 +34,8 @@ def stone_sign_batch(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def every_frame():
-    """All frames of stone_sign through the same decode path, downscaled like the batch."""
-    return [(f.index, f.timestamp_s, laplacian_sharpness(f.image)) for f in stream_frames(need(STONE_SIGN), 300)]
+    """All frames of stone_sign through the same decode path, downscaled like the batch, scored on luma."""
+    return [(f.index, f.timestamp_s, laplacian_sharpness(f.luma)) for f in stream_frames(need(STONE_SIGN), 300)]
 
 
 def test_count_and_metadata(stone_sign_batch):

@@ -36,6 +36,8 @@ class VideoInfo:
     codec: str
     projection: str  # "equirectangular" when the file says so, else ""
     size_bytes: int
+    pix_fmt: str = ""  # ffprobe's names, "" when it does not say: decode uses them to
+    color_space: str = ""  # hand frames over as the decoder made them (onyx_ingest.yuv)
 
     @property
     def aspect(self) -> float:
@@ -143,6 +145,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         path=str(path), duration_s=round(duration, 3), width=width, height=height, fps=round(fps, 3),
         frame_count=frame_count, codec=str(stream.get("codec_name") or "unknown"),
         projection=_projection(stream, fmt), size_bytes=size,
+        pix_fmt=str(stream.get("pix_fmt") or ""), color_space=str(stream.get("color_space") or ""),
     )
 
 

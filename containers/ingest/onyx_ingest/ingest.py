@@ -135,7 +135,7 @@ def ingest_video(cfg: IngestConfig, video_path: str | Path, layout: BatchLayout,
         images_dir = stack.enter_context(publishing(layout.images))
         panoramas_dir = stack.enter_context(publishing(layout.panoramas)) if plan.is_360 else None
         writer = _Writer(cfg, images_dir, panoramas_dir)
-        decoded = stream_frames(video_path, max_width=None if plan.is_360 else cfg.max_width, fps_hint=info.fps)
+        decoded = stream_frames(video_path, max_width=None if plan.is_360 else cfg.max_width, info=info)
         total_ms = max(1, int(info.duration_s * 1000))
         number = 0
         for selected in select_frames(decoded, plan.interval_s, cfg.sharpest_in_window, stats):

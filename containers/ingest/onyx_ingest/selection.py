@@ -82,7 +82,7 @@ def select_frames(frames: Iterable[DecodedFrame], interval_s: float, sharpest: b
         window = window_of(frame.timestamp_s, start, interval_s)
         if window == -1:
             window = frame.index
-        value = score(frame.image)
+        value = score(frame.luma)
         if current is not None and window != current[0]:
             yield close(current)
             current = None
