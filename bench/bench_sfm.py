@@ -15,8 +15,8 @@ ingest step:
 Frames: the issue asks for 300. On 2 CPU cores the 300-frame run takes 81 minutes (measured
 2026-11-29: exhaustive matching 19 min for 44,850 pairs, and the incremental mapper about 29 min on
 each side), so the default is N = 100 frames of the synthetic walk-through
-(onyx_dagster.sample, 640x360, every frame: 4,950 exhaustive pairs); the ratio only improves with N since
-sequential matching is linear in frames. Scale with ONYX_BENCH_SFM_FRAMES=300 (and ONYX_BENCH_SFM_SIZE=WxH);
+(onyx_dagster.sample, 640x360, every frame: 4,950 exhaustive pairs). The matching ratio improves with N since
+sequential matching is linear in frames (0.18x at 100, 0.074x at 300), but the mapper then dominates. Scale with ONYX_BENCH_SFM_FRAMES=300 (and ONYX_BENCH_SFM_SIZE=WxH);
 ONYX_BENCH_SFM_SOURCE=stone_sign uses every frame of ../shared/datasets/real_videos/stone_sign.mp4 (83
 real frames, 450x800) instead. Each side runs once (minutes each); the machine is shared, so the wall
 times are noisy.
