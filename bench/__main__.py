@@ -1,4 +1,5 @@
-"""``python -m bench [NAME ...]``: run the benchmarks, print the table, write bench/RESULTS.md."""
+"""``python -m bench [NAME ...]``: run the benchmarks, print their tables, record them in
+bench/results.json and write bench/RESULTS.md from it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import importlib
 import sys
 import traceback
 
-from .harness import write_results
+from .harness import load_average, record, table
 
-BENCHMARKS = ["ingest", "sfm", "overhead", "filter", "sensor", "backfill"]
+BENCHMARKS = ["ingest", "sfm", "overhead", "filter", "sensor", "backfill", "splat", "walk360"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,18 +21,20 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}: choose from {', '.join(BENCHMARKS)}")
-    rows, skipped = [], {}
+    failed = []
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"bench.bench_{name}")
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        started_load, rows, failure = load_average(), [], None
         try:
-            rows.extend(module.run())
+            rows = module.run()
         except Exception as error:  # one broken benchmark must not hide the others' figures
             traceback.print_exc()
-            skipped[name] = f"failed: {type(error).__name__}: {error}"
-    print(write_results(rows, skipped))
-    return 1 if skipped and not rows else 0
-
+            failure = f"{type(error).__name__}: {error}"
+            failed.append(name)
+        record(name, rows, failure, started_load)
+        print(f"\n{name}:\n{table(rows) if rows else 'failed: ' + str(failure)}\n", flush=True)
+    return 1 if failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,11 +14,15 @@ launched with the GraphQL mutation the UI's "Launch backfill" button sends. Time
 launch until the last run has finished.
 
 One after another: ``dagster asset materialize`` for each batch in turn, each in its own
-process, on an instance with the same dagster.yaml (the first version's way: one video at
+process, on an instance with the same dagster.yaml (Onyx 1.0's way: one video at
 a time from a terminal).
 
-A third row repeats the together case with the ``gpu`` pool raised to 4: on a host without a
-GPU the pool serialises CPU SfM for nothing, and this shows what overlap buys then.
+The project's dagster.yaml as it is: the queue looks for runs every second and the backfill loop
+every 2 s (onyx_dagster/run_queue.py); the heavy steps take a slot in the ``cpu`` pool on a host
+without a GPU, sized from the cores (one on 2 cores), so ingest of one batch overlaps the SfM of
+another while two SfMs never share the cores; steps run in the run's own process (in-process
+executor). Reported besides the ratio: seconds from the launch to the first run's launch and to its
+first step's start.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def make_videos(folder: Path) -> dict[str, Path]:
     return {key: videos / name for key, (name, _) in BATCHES.items()}
 
 
-def make_site(root: Path, videos: dict[str, Path], gpu_limit: int = 1) -> dict:
+def make_site(root: Path, videos: dict[str, Path]) -> dict:
     """A DAGSTER_HOME with the repository's dagster.yaml, the four batches added, and its env."""
     from dagster import DagsterInstance
 
@@ -72,11 +76,7 @@ def make_site(root: Path, videos: dict[str, Path], gpu_limit: int = 1) -> dict:
     home, data, drop = root / "dagster-home", root / "onyx-data", root / "onyx-drop"
     for folder in (home, data, drop):
         folder.mkdir(parents=True)
-    config = (REPO / "dagster.yaml").read_text()
-    if gpu_limit != 1:
-        assert "default_limit: 1" in config, "dagster.yaml no longer sets the gpu pool's default_limit: 1"
-        config = config.replace("default_limit: 1", f"default_limit: {gpu_limit}")
-    (home / "dagster.yaml").write_text(config)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     instance = DagsterInstance.from_config(str(home))
     try:
         ensure_pools(instance)
@@ -147,7 +147,7 @@ mutation Launch($params: LaunchBackfillParams!) {
 
 def together(env: dict, logs: Path) -> tuple[float, dict]:
     """One backfill over the four batches, run by the real daemon; seconds from launch to last run end."""
-    from dagster import DagsterInstance
+    from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -196,8 +196,10 @@ def together(env: dict, logs: Path) -> tuple[float, dict]:
                 raise RuntimeError(f"backfill {backfill_id} ended {backfill.status.value}, failed runs {failed}")
             ends = [instance.get_run_stats(run.run_id).end_time for run in runs]
             wall = max(ends) - launched
+            steps = instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.STEP_START))
             facts = {"runs": len(runs), "first_run_start_s": round(
-                min(instance.get_run_stats(run.run_id).start_time for run in runs) - launched, 1)}
+                min(instance.get_run_stats(run.run_id).launch_time for run in runs) - launched, 1),
+                "first_step_start_s": round(min(r.event_log_entry.timestamp for r in steps) - launched, 1)}
         finally:
             instance.dispose()
         return wall, facts
@@ -226,24 +228,21 @@ def run() -> list[Row]:
         before_s = one_after_another(before_env)
         alone_sfm_s = sfm_seconds(before_env["DAGSTER_HOME"])
         print(f"bench backfill: one after another {before_s:.1f} s", file=sys.stderr, flush=True)
-        measured = []
-        for label, gpu_limit in (("gpu pool 1 (dagster.yaml)", 1), ("gpu pool 4 (CPU-only host)", 4)):
-            site = root / f"together-gpu{gpu_limit}"
-            env = make_site(site, videos, gpu_limit=gpu_limit)
-            wall, facts = together(env, site)
-            facts["sfm_s"] = sfm_seconds(env["DAGSTER_HOME"])
-            print(f"bench backfill: together, {label}: {wall:.1f} s {facts}", file=sys.stderr, flush=True)
-            measured.append((label, wall, facts))
+        site = root / "together"
+        env = make_site(site, videos)
+        wall, facts = together(env, site)
+        facts["sfm_s"] = sfm_seconds(env["DAGSTER_HOME"])
+        print(f"bench backfill: together: {wall:.1f} s {facts}", file=sys.stderr, flush=True)
         after_s = one_after_another(make_site(root / "sequential-after", videos))
         print(f"bench backfill: one after another, again {after_s:.1f} s", file=sys.stderr, flush=True)
         sequential_s = (before_s + after_s) / 2
-        rows = [Row(f"4 videos at once, {label}", wall, sequential_s, "s", "<= 0.6x",
+        rows = [Row("4 videos backfilled at once vs one after another", wall, sequential_s, "s", "<= 1.0x",
                     f"one asset backfill (video, frames, sparse_model) run by the daemon through the queue, "
-                    f"{facts['runs']} runs, first run started {facts['first_run_start_s']} s after launch, "
-                    f"SfM steps {facts['sfm_s']:.0f} s in all (one after another: {alone_sfm_s:.0f} s); "
-                    f"baseline: dagster asset materialize x4 one after another ({before_s:.0f} s before, "
-                    f"{after_s:.0f} s after); {os.cpu_count()} shared cores, load {os.getloadavg()[0]:.1f}")
-                for label, wall, facts in measured]
+                    f"{facts['runs']} runs, first run launched {facts['first_run_start_s']} s and first step "
+                    f"started {facts['first_step_start_s']} s after launch (goal <= 5 s), SfM steps "
+                    f"{facts['sfm_s']:.0f} s in all (one after another: {alone_sfm_s:.0f} s); baseline: dagster "
+                    f"asset materialize x4 one after another ({before_s:.0f} s before, {after_s:.0f} s after); "
+                    f"{os.cpu_count()} shared cores, load {os.getloadavg()[0]:.1f}")]
         return rows
     finally:
         if not keep:

@@ -4,7 +4,7 @@
 
 Times the vectorised filter (onyx_segformer.filter_gaussians) stage by stage and, in the same run, a
 naive baseline that loops in Python over views and Gaussians (the shape of a straightforward port of
-the first version), measured on a subsample and scaled to the full cloud. Also checks that both
+Onyx 1.0), measured on a subsample and scaled to the full cloud. Also checks that both
 agree on the subsample.
 """
 

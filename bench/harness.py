@@ -72,21 +72,66 @@ def machine() -> dict:
     return info
 
 
-def write_results(rows: list[Row], skipped: dict[str, str]) -> str:
-    OUT.mkdir(parents=True, exist_ok=True)
-    desc = machine()
-    lines = ["# Benchmark results", "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
-             + ", ".join(f"{k} {v}" for k, v in desc.items()) + ".", "",
-             "| benchmark | Onyx | baseline | ratio | goal | met | notes |", "|---|---|---|---|---|---|---|"]
+RESULTS_JSON = REPO / "bench" / "results.json"
+RESULTS_MD = REPO / "bench" / "RESULTS.md"
+EARLIER_MD = REPO / "bench" / "RESULTS-2026-11.md"  # figures from before results.json, kept as measured
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def record(benchmark: str, rows: list[Row], failure: str | None, started_load: float | None) -> None:
+    """Replace ``benchmark``'s entry in bench/results.json (kept in git) and write RESULTS.md from it.
+
+    Each benchmark keeps the date, machine and load of its own last run; RESULTS.md is only ever
+    written here, from that file, so every figure in it says when and where it was measured.
+    """
+    results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
+    results[benchmark] = {
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "load_average": {"start": started_load, "end": load_average()},
+        "rows": [{**asdict(row), "ratio": row.ratio, "met": row.meets()} for row in rows],
+        "failure": failure,
+    }
+    RESULTS_JSON.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
+    RESULTS_MD.write_text(render(results))
+
+
+def render(results: dict) -> str:
+    lines = ["# Benchmark results", "",
+             "Written by `python -m bench` from `bench/results.json`: each benchmark's rows as its last run "
+             "measured them, with the date, the machine and its load average (1 min) at the start and end "
+             "of that run. Do not edit by hand.", ""]
+    for name, entry in results.items():
+        machine_text = ", ".join(f"{k} {v}" for k, v in entry["machine"].items())
+        load = entry.get("load_average") or {}
+        lines += [f"## {name}", "",
+                  f"`python -m bench {name}`, {entry['measured']}; {machine_text}; "
+                  f"load {load.get('start')} -> {load.get('end')}.", ""]
+        if entry.get("failure"):
+            lines += [f"Failed: {entry['failure']}", ""]
+        if entry["rows"]:
+            lines += ["| measured | Onyx | baseline | ratio | goal | met | notes |", "|---|---|---|---|---|---|---|"]
+            for row in entry["rows"]:
+                met = {True: "yes", False: "NO", None: "-"}[row["met"]]
+                lines.append(f"| {row['name']} | {row['value']:.3g} {row['unit']} | {row['baseline']:.3g} "
+                             f"{row['unit']} | {row['ratio']:.3f}x | {row['goal']} | {met} | {row['notes']} |")
+            lines.append("")
+    if EARLIER_MD.is_file():
+        lines += [f"Figures measured before `results.json` existed: `bench/{EARLIER_MD.name}`.", ""]
+    return "\n".join(lines)
+
+
+def table(rows: list[Row]) -> str:
+    """The rows of one run, for the terminal."""
+    lines = ["| measured | Onyx | baseline | ratio | goal | met |", "|---|---|---|---|---|---|"]
     for row in rows:
         met = {True: "yes", False: "NO", None: "-"}[row.meets()]
         lines.append(f"| {row.name} | {row.value:.3g} {row.unit} | {row.baseline:.3g} {row.unit} | "
-                     f"{row.ratio:.3f}x | {row.goal} | {met} | {row.notes} |")
-    for name, why in skipped.items():
-        lines.append(f"| {name} | - | - | - | - | skipped | {why} |")
-    text = "\n".join(lines) + "\n"
-    (REPO / "bench" / "RESULTS.md").write_text(text)
-    (OUT / "results.json").write_text(json.dumps(
-        {"machine": desc, "rows": [{**asdict(r), "ratio": r.ratio, "met": r.meets()} for r in rows],
-         "skipped": skipped}, indent=2))
-    return text
+                     f"{row.ratio:.3f}x | {row.goal} | {met} |")
+    return "\n".join(lines)

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 from dagster import DagsterInstance
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
+from onyx_tools.config import Quality, Scene, VideoKind, explain
 from onyx_tools.layout import BATCH_KEY_RULE, BatchLayout, is_valid_batch_key
 from onyx_tools.publish import write_text_atomic
 from onyx_tools.video import VideoError, VideoInfo, check_decodable, probe_video
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .partitions import batches
 from .recipes import recipe_name
@@ -30,15 +30,15 @@ class BatchError(ValueError):
 
 
 class BatchSettings(BaseModel):
-    """What a person chooses for one video. Defaults are the first version's."""
+    """What a person chooses for one video. Defaults are Onyx 1.0's."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: Path = Field(description="the video file")
-    scene: Literal["indoor", "outdoor"] = Field(description="sets frame counts, masking and densification")
-    video: Literal["normal", "360", "auto"] = Field("auto", description="360 is detected when auto")
+    scene: Scene = Field(description="sets frame counts, masking and densification")
+    video: VideoKind = Field("auto", description="360 is detected when auto")
     mode: Literal["gaussian", "photogrammetry"] = Field(description="splat or textured mesh")
-    quality: Literal["proto", "production"] = Field(description="proto is fast, production is thorough")
+    quality: Quality = Field(description="proto is fast, production is thorough")
     interval: float | None = Field(None, gt=0, le=3600, description="seconds between frames (override)")
 
     @field_validator("input")
@@ -51,28 +51,11 @@ class BatchSettings(BaseModel):
         return recipe_name(self.mode, self.quality)
 
 
-def explain(error: ValidationError) -> str:
-    """One line per offending field, in words a person can act on."""
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "settings"
-        if item["type"] == "literal_error":
-            expected = item.get("ctx", {}).get("expected", "")
-            lines.append(f"{field}: got {item.get('input')!r}, expected {expected}")
-        elif item["type"] == "missing":
-            lines.append(f"{field}: required")
-        elif item["type"] == "extra_forbidden":
-            lines.append(f"{field}: not a setting (settings: {', '.join(BatchSettings.model_fields)})")
-        else:
-            lines.append(f"{field}: {item['msg']} (got {item.get('input')!r})")
-    return "invalid batch settings:\n  " + "\n  ".join(lines)
-
-
 def parse_settings(raw: dict) -> BatchSettings:
     try:
         return BatchSettings.model_validate(raw)
     except ValidationError as error:
-        raise BatchError(explain(error)) from None
+        raise BatchError(explain(error, "batch settings", BatchSettings.model_fields)) from None
 
 
 def check_batch_key(key: str) -> str:
@@ -82,7 +65,9 @@ def check_batch_key(key: str) -> str:
 
 
 def data_root_from_env() -> Path:
-    return Path(os.path.abspath(os.environ.get("ONYX_DATA", "onyx-data")))
+    from .settings import OnyxSettings
+
+    return OnyxSettings.from_env().data
 
 
 def batch_layout(data_root: Path, key: str) -> BatchLayout:
@@ -94,9 +79,26 @@ def read_settings(layout: BatchLayout) -> BatchSettings:
         raise BatchError(
             f"batch folder {layout.root} has no batch.json: add the batch first "
             f"(onyx run ..., or python -m onyx_dagster.add_batch KEY --input VIDEO ...)")
-    raw = json.loads(layout.settings_file.read_text(encoding="utf-8"))
+    try:
+        raw = json.loads(layout.settings_file.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise BatchError(f"{layout.settings_file} is not valid JSON ({error}): restore it from an export, "
+                         "or purge the batch and add it again") from None
+    if not isinstance(raw, dict):
+        raise BatchError(f"{layout.settings_file} is not a settings object: restore it from an export")
     raw.pop("schema", None)
+    key = raw.pop("key", layout.root.name)  # batch.json of Onyx 0.1 carries no key
+    if key != layout.root.name:
+        raise BatchError(
+            f"{layout.settings_file} belongs to batch {key!r}, not {layout.root.name!r} (a folder renamed or "
+            "copied by hand): rename it back, or export and import it under the new key")
     return parse_settings(raw)
+
+
+def settings_document(key: str, settings: BatchSettings) -> str:
+    """batch.json: the settings and the batch's key, the marker that the folder is this batch's."""
+    document = {"schema": SETTINGS_SCHEMA, "key": key, **json.loads(settings.model_dump_json())}
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _check_writable(data_root: Path) -> None:
@@ -136,7 +138,6 @@ def add_batch(instance: DagsterInstance, data_root: Path, key: str, settings: Ba
     validate_new_batch(instance, data_root, key, settings)
     layout = batch_layout(data_root, key)
     layout.root.mkdir(parents=True)
-    document = {"schema": SETTINGS_SCHEMA, **json.loads(settings.model_dump_json())}
-    write_text_atomic(layout.settings_file, json.dumps(document, indent=2) + "\n")
+    write_text_atomic(layout.settings_file, settings_document(key, settings))
     instance.add_dynamic_partitions(batches.name, [key])
     return layout

@@ -1,8 +1,12 @@
 """Where a run's steps execute: Dagster's default executor, or Celery workers on several GPU hosts.
 
-``ONYX_EXECUTOR`` picks it, never code (the phase-2 deployment in ``deploy/phase2`` sets it):
+The settings' ``ONYX_EXECUTOR`` picks it, never code (the phase-2 deployment in ``deploy/phase2`` sets it):
 
-- unset / ``default``: Dagster's multiprocess executor (every step on the machine that runs the run);
+- unset / ``default`` / ``in_process``: Dagster's in-process executor: a run's steps one after another in
+  the run's own process. A step's work is its tool, a subprocess of its own anyway; the multiprocess
+  executor would start a second Python (and load the code location again) for every step, seconds
+  each on a small machine, for parallelism a batch's chain of steps has little use for;
+- ``multiprocess``: Dagster's multiprocess executor (every step in its own process on the run's machine);
 - ``celery``: :func:`onyx_celery_executor`, Dagster's Celery executor (``dagster_celery``) with
   Redis as broker and result backend, one queue per GPU host, and two additions:
 
@@ -28,13 +32,22 @@ Workers are ``dagster-celery worker start -A dagster_celery.app -y deploy/phase2
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Mapping, Sequence
 
-from dagster import Field, Noneable, StringSource, executor, multiple_process_executor_requirements
-from dagster._core.events import DagsterEvent, EngineEventData
-from dagster._core.execution.retries import RetryMode
+from dagster import (
+    DagsterEvent,
+    Field,
+    Noneable,
+    StringSource,
+    executor,
+    in_process_executor,
+    multiple_process_executor_requirements,
+    multiprocess_executor,
+)
+
+from .dagster_internals import EngineEventData, RetryMode, celery_executor_parts
+from .settings import OnyxSettings, SettingsError
 
 ONYX_QUEUE_TAG = "onyx/queue"
 CELERY_QUEUE_TAG = "dagster-celery/queue"  # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG
@@ -157,9 +170,9 @@ class WatchedResult:
 
 
 def _make_onyx_celery_executor_class():
-    from dagster_celery.executor import CeleryExecutor, _submit_task
+    celery = celery_executor_parts()
 
-    class OnyxCeleryExecutor(CeleryExecutor):
+    class OnyxCeleryExecutor(celery.executor_class):
         def __init__(self, *, queues, worker_lost_after_s, ping_every_s, **kwargs):
             super().__init__(**kwargs)
             self.queues = split_queues(queues)
@@ -167,11 +180,8 @@ def _make_onyx_celery_executor_class():
             self.ping_every_s = float(ping_every_s)
 
         def execute(self, plan_context, execution_plan):
-            from dagster_celery.core_execution_loop import core_celery_execution_loop
-            from dagster_celery.make_app import make_app
-
             run = plan_context.dagster_run
-            live = live_queues(make_app(self.app_args())) if self.queues else None
+            live = live_queues(celery.make_app(self.app_args())) if self.queues else None
             queue, why = route_run(run.tags, run.run_id, self.queues, live)
             # Steps without their own dagster-celery/queue tag go to the run's queue: Dagster's loop
             # takes the app's task_default_queue for them (and says so in its "Submitting" events).
@@ -182,19 +192,17 @@ def _make_onyx_celery_executor_class():
                                  "live queues": ", ".join(sorted(live or [])) or "-"}))
 
             def submit(app, context, step, step_queue, priority, known_state):
-                result = _submit_task(app, context, step, step_queue, priority, known_state)
+                result = celery.submit_task(app, context, step, step_queue, priority, known_state)
                 return WatchedResult(result, app, step.key, self.worker_lost_after_s, self.ping_every_s)
 
-            yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
+            yield from celery.execution_loop(plan_context, execution_plan, step_execution_fn=submit)
 
     return OnyxCeleryExecutor
 
 
 def _config_schema():
-    from dagster_celery.executor import CELERY_CONFIG
-
     return {
-        **CELERY_CONFIG,
+        **celery_executor_parts().config_schema,
         "queues": Field(Noneable(StringSource), is_required=False, default_value=None,
                         description="comma-separated host queues a batch may be routed to"),
         "worker_lost_after_s": Field(float, is_required=False, default_value=60.0,
@@ -224,27 +232,25 @@ def onyx_celery_executor_def():
                     requirements=multiple_process_executor_requirements())(_build)
 
 
-def executor_from_env(environ: Mapping[str, str] | None = None):
-    """``ONYX_EXECUTOR``: unset/'default' -> None (Dagster's default), 'celery' -> the Celery executor.
+def executor_from_settings(settings: OnyxSettings):
+    """ONYX_EXECUTOR: default/in_process -> Dagster's in-process executor, multiprocess -> Dagster's
+    multiprocess executor, celery -> the Celery executor.
 
-    Celery settings (read by the run process, so secrets never enter the job snapshot):
-    ONYX_CELERY_BROKER (redis://host:6379/0), ONYX_CELERY_BACKEND (default: the broker URL),
-    ONYX_CELERY_QUEUES (gpu-a,gpu-b), ONYX_CELERY_WORKER_LOST_S (60).
+    The broker and backend URLs reach the executor as environment references (ONYX_CELERY_BROKER,
+    ONYX_CELERY_BACKEND), read by the run process, so secrets never enter the job snapshot.
     """
-    env = os.environ if environ is None else environ
-    kind = env.get("ONYX_EXECUTOR", "default").strip().lower() or "default"
-    if kind in ("default", "multiprocess"):
-        return None
-    if kind != "celery":
-        raise ValueError(f"ONYX_EXECUTOR={kind!r} is not an executor: use default or celery")
-    if not env.get("ONYX_CELERY_BROKER"):
-        raise ValueError("ONYX_EXECUTOR=celery needs ONYX_CELERY_BROKER (e.g. redis://control:6379/0)")
+    if settings.executor in ("default", "in_process"):
+        return in_process_executor
+    if settings.executor == "multiprocess":
+        return multiprocess_executor
+    if not settings.celery_broker:
+        raise SettingsError("ONYX_EXECUTOR=celery needs ONYX_CELERY_BROKER (e.g. redis://control:6379/0)")
     config = {
-        "broker": {"env": "ONYX_CELERY_BROKER"},
-        "backend": {"env": "ONYX_CELERY_BACKEND" if env.get("ONYX_CELERY_BACKEND") else "ONYX_CELERY_BROKER"},
-        "worker_lost_after_s": float(env.get("ONYX_CELERY_WORKER_LOST_S", "60")),
-        "ping_every_s": min(5.0, max(0.5, float(env.get("ONYX_CELERY_WORKER_LOST_S", "60")) / 4)),
+        "broker": {"env": OnyxSettings.variable("celery_broker")},
+        "backend": {"env": OnyxSettings.variable("celery_backend" if settings.celery_backend else "celery_broker")},
+        "worker_lost_after_s": settings.celery_worker_lost_s,
+        "ping_every_s": min(5.0, max(0.5, settings.celery_worker_lost_s / 4)),
     }
-    if env.get("ONYX_CELERY_QUEUES"):
-        config["queues"] = {"env": "ONYX_CELERY_QUEUES"}
+    if settings.celery_queues:
+        config["queues"] = {"env": OnyxSettings.variable("celery_queues")}
     return onyx_celery_executor_def().configured(config, name="onyx_celery")

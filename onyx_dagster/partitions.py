@@ -5,7 +5,11 @@ per (batch, recipe), so a fork is just another recipe partition of the same batc
 its upstream partitions are the batch's existing ``frames`` and ``sparse_model``.
 """
 
-from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, StaticPartitionsDefinition
+from dagster import (
+    DynamicPartitionsDefinition,
+    MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
+)
 
 from .recipes import RECIPES
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from components import check_marks, require, require_module
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = (REPO / ".." / "shared" / "datasets").resolve()
 
@@ -19,10 +21,54 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def datasets() -> Path:
-    """../shared/datasets (real photographs and videos); tests that need it skip without it."""
-    if not DATASETS.is_dir():
-        pytest.skip(f"real test data not found at {DATASETS} (the ../shared checkout beside the repo)")
+    """../shared/datasets (real photographs and videos); tests that need it skip without it (fail in CI)."""
+    require("datasets", DATASETS.is_dir(), f"real test data not found at {DATASETS} (the ../shared checkout beside "
+                                           "the repo)")
     return DATASETS
+
+
+def pytest_runtest_setup(item):
+    check_marks(item)  # tests/components.py: a missing component skips, or fails with CI=true
+
+
+@pytest.fixture(scope="session")
+def tiny_segformer(tmp_path_factory) -> Path:
+    """FAKE weights (the only fake): a tiny random SegFormer with ADE20K's 150 labels, written by
+    ``save_pretrained`` as a real checkpoint is, in a subprocess so the test process never imports torch."""
+    import subprocess
+    import sys
+
+    for module in ("torch", "transformers"):
+        require_module(module, "torch/transformers are not installed (pip install -e .[ml]): masks cannot run")
+    folder = tmp_path_factory.mktemp("tiny-segformer")
+    code = (
+        "import sys, torch\n"
+        "from transformers import SegformerConfig, SegformerForSemanticSegmentation\n"
+        "torch.manual_seed(0)\n"
+        "c = SegformerConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 2, 4],"
+        " decoder_hidden_size=32, num_labels=150)\n"
+        "SegformerForSemanticSegmentation(c).save_pretrained(sys.argv[1])\n"
+    )
+    environ = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True, env=environ, capture_output=True,
+                   timeout=300)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def installed_weights(tiny_segformer, tmp_path_factory) -> Path:
+    """An ONYX_WEIGHTS folder with the tiny SegFormer installed by `onyx install --weights --weights-from`:
+    the real install path (copy with a progress bar, sha256 record, verify, load). Only the model hub
+    download is not run by the tests (no network)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("weights")
+    environ = {**os.environ, "ONYX_WEIGHTS": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "onyx_dagster.cli", "install", "--weights", "--weights-from",
+                           str(tiny_segformer)], env=environ, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root
 
 
 @pytest.fixture

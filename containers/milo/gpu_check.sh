@@ -3,7 +3,7 @@
 # $ONYX_MILO_HOME). Runs the real wrapper on a real batch (the chair photographs, SfM by pycolmap)
 # with a short training (ITER, default 2000) and checks the splat and the mesh it reports.
 #   containers/milo/gpu_check.sh [WORKDIR]        (from the repository root)
-# NOT RUN in the session that wrote it: no GPU and no MILo build were available.
+# Not yet run: it needs a GPU and the MILo image.
 set -euo pipefail
 WORK=${1:-$(mktemp -d)}
 ITER=${ITER:-2000}

@@ -1,16 +1,18 @@
-"""``onyx``: the first version's verbs, each a thin layer over the Dagster instance.
+"""``onyx``: the verbs of Onyx 1.0 (run_pipeline.py), each a thin layer over the Dagster instance.
 
     onyx run --input VIDEO --output DATA_ROOT --mode M --scene S --quality Q [--video auto|normal|360]
              [--interval S] [--batch KEY] [--until STEP] [--dry-run]
     onyx add  (the options of run)   registers the batch without running it
     onyx resume BATCH [--from-step INGEST|SFM|RECONSTRUCTION|SEGFORMER] [--until STEP] [--dry-run]
     onyx fork BATCH --mode M --quality Q [--dry-run]
+        (run, resume, fork: --set STEP.SETTING=VALUE, a step's setting for this run, as the launchpad names it)
     onyx list [DATA_ROOT] [--json]
+    onyx view BATCH [--recipe R] [--serve [--port P]] [--no-open]
     onyx export BATCH -o FILE.zip
     onyx import-batch FILE.zip [-o DATA_ROOT] [--as NEWKEY]
     onyx purge BATCH [--keep-output]
     onyx purge-all DATA_ROOT [--yes]
-    onyx install [--build] [...]      (= python -m onyx_dagster.images install ...)
+    onyx install [--build] [...]      (= python -m onyx_dagster.install install ...)
     onyx ui [DATA_ROOT]               (dagster dev on the same instance and data root)
 
 BATCH is a batch key (the data root from --data-root, else ONYX_DATA, else ./onyx-data)
@@ -28,8 +30,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..operations.context import STEPS, Onyx, resolve_data_root
+from ..batches import BatchError
+from ..operations.context import RECIPE_ASSETS, STEPS, Onyx, resolve_data_root
 from ..operations.errors import OperationError, RunFailed
+from ..settings import OnyxSettingsWarning, SettingsError
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -38,12 +42,20 @@ def _err(message: str) -> None:
     print(f"onyx: {message}", file=sys.stderr)
 
 
+def _note(message: str) -> None:
+    _err(f"note: {message}")
+
+
+def _onyx(data_root: Path) -> Onyx:
+    """The verbs' Onyx, printing its notes on stderr."""
+    return Onyx(data_root, on_note=_note)
+
+
 def _batch_arg(value: str, data_root: str | None) -> tuple[Path, str]:
-    """BATCH as a key (data root from the option/env) or as the path of a batch folder."""
-    if os.sep in value or (value.startswith(".") and os.path.isdir(value)):
-        folder = Path(os.path.abspath(os.path.expanduser(value.rstrip(os.sep))))
-        return folder.parent, folder.name
-    return resolve_data_root(data_root), value
+    """BATCH as a key (data root from the option/env) or as the path of a batch folder in it."""
+    from ..operations.batch_paths import batch_argument
+
+    return batch_argument(value, data_root)
 
 
 def _progress_display(stream):
@@ -96,6 +108,10 @@ def _execute(onyx: Onyx, args, runner, key: str) -> int:
 
 
 # -- verbs -------------------------------------------------------------------------------
+def _masks(args) -> bool | None:
+    return None if args.masks is None else args.masks == "on"
+
+
 def _raw_settings(args) -> dict:
     raw = {"input": args.input, "scene": args.scene, "mode": args.mode, "quality": args.quality,
            "video": args.video, "interval": args.interval}
@@ -105,8 +121,8 @@ def _raw_settings(args) -> dict:
 def cmd_add(args) -> int:
     from ..operations import verbs
 
-    with Onyx(resolve_data_root(args.output)) as onyx:
-        prepared = verbs.prepare_run(onyx, _raw_settings(args), args.batch)
+    with _onyx(resolve_data_root(args.output)) as onyx:
+        prepared = verbs.prepare_run(onyx, _raw_settings(args), args.batch, preflight=False)
         if args.dry_run:
             print(f"batch {prepared.key}: everything checked, nothing written")
             return EXIT_OK
@@ -120,8 +136,8 @@ def cmd_run(args) -> int:
     from ..operations import verbs
 
     raw = _raw_settings(args)
-    with Onyx(resolve_data_root(args.output)) as onyx:
-        prepared = verbs.prepare_run(onyx, raw, args.batch, args.until)
+    with _onyx(resolve_data_root(args.output)) as onyx:
+        prepared = verbs.prepare_run(onyx, raw, args.batch, args.until, args.set, _masks(args))
         info = prepared.video_info
         folder = onyx.layout(prepared.key).root
         print(f"batch {prepared.key}: {prepared.settings.input.name} ({info.width}x{info.height}, "
@@ -142,8 +158,8 @@ def cmd_resume(args) -> int:
     from ..operations import verbs
 
     data_root, key = _batch_arg(args.batch, args.data_root)
-    with Onyx(data_root) as onyx:
-        plan = verbs.plan_resume(onyx, key, args.from_step, args.until)
+    with _onyx(data_root) as onyx:
+        plan = verbs.plan_resume(onyx, key, args.from_step, args.until, args.set, _masks(args))
         _print_plan(plan, f"resume {key}:")
         if plan.empty:
             print(f"batch {key} is complete: nothing missing, failed or stale "
@@ -161,8 +177,8 @@ def cmd_fork(args) -> int:
     from ..operations import verbs
 
     data_root, key = _batch_arg(args.batch, args.data_root)
-    with Onyx(data_root) as onyx:
-        plan = verbs.plan_fork(onyx, key, args.mode, args.quality)
+    with _onyx(data_root) as onyx:
+        plan = verbs.plan_fork(onyx, key, args.mode, args.quality, args.set, _masks(args))
         _print_plan(plan, f"fork {key} -> {args.mode}-{args.quality}:")
         if args.dry_run:
             print("dry run: nothing written")
@@ -195,7 +211,7 @@ def _state(state: dict | None) -> str:
 def cmd_list(args) -> int:
     from ..operations import verbs
 
-    with Onyx(resolve_data_root(args.data_root)) as onyx:
+    with _onyx(resolve_data_root(args.data_root)) as onyx:
         rows = verbs.list_batches(onyx)
         if args.json:
             print(json.dumps({"data_root": str(onyx.data_root), "dagster_home": str(onyx.home), "batches": rows},
@@ -209,7 +225,7 @@ def cmd_list(args) -> int:
         for row in rows:
             settings = row.get("settings") or {}
             recipes = "; ".join(
-                f"{recipe} " + "/".join(_state(states.get(name)) for name in ("reconstruction", "masks") if name in states)
+                f"{recipe} " + "/".join(_state(states.get(name)) for name in RECIPE_ASSETS if name in states)
                 for recipe, states in row["recipes"].items()) or "-"
             last = row.get("last_run")
             last_text = f"{last['status']} {last['time'][:16]}" if last else "-"
@@ -227,12 +243,64 @@ def cmd_list(args) -> int:
         return EXIT_OK
 
 
+def _open_in_browser(url: str) -> bool:
+    """Open ``url`` in a graphical browser where the desktop has one (never a text browser in the terminal)."""
+    if sys.platform not in ("darwin", "win32") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    import webbrowser
+
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False
+
+
+def _serve(folder: Path, page: Path, port: int, open_page: bool) -> int:
+    """Serve ``folder`` on loopback until Ctrl-C (what a page needs when a browser refuses file://)."""
+    import functools
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # one line per request would bury the URL
+            pass
+
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(folder)))
+    except OSError as error:
+        raise OperationError(f"cannot serve on 127.0.0.1:{port} ({error.strerror}): choose another --port") from None
+    with server:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{page.relative_to(folder).as_posix()}"
+        print(f"serving {folder} on 127.0.0.1 (Ctrl-C stops)\n{url}", flush=True)
+        if open_page:
+            _open_in_browser(url)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped")
+    return EXIT_OK
+
+
+def cmd_view(args) -> int:
+    from ..operations import verbs
+
+    data_root, key = _batch_arg(args.batch, args.data_root)
+    with _onyx(data_root) as onyx:
+        page = verbs.viewer_page(onyx, key, args.recipe)
+        output = onyx.layout(key).output
+    print(page, flush=True)
+    if args.serve:
+        return _serve(output, page, args.port, not args.no_open)
+    if args.no_open or not _open_in_browser(page.as_uri()):
+        print(f"open it in a browser (it works offline from disk), or serve it: onyx view {key} --serve")
+    return EXIT_OK
+
+
 def cmd_export(args) -> int:
     from ..operations import archive
 
     data_root, key = _batch_arg(args.batch, args.data_root)
     output = args.output or f"{key}.zip"
-    with Onyx(data_root) as onyx:
+    with _onyx(data_root) as onyx:
         manifest = archive.export_batch(onyx, key, Path(output))
         print(f"exported {key}: {len(manifest['files'])} files, {len(manifest['lineage'])} materialisations "
               f"-> {os.path.abspath(output)}")
@@ -244,7 +312,7 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from ..operations import archive
 
-    with Onyx(resolve_data_root(args.output)) as onyx:
+    with _onyx(resolve_data_root(args.output)) as onyx:
         result = archive.import_batch(onyx, Path(args.archive), args.as_key)
         print(f"imported {result['batch']}: {result['files']} files verified -> {result['folder']}; "
               f"{result['materializations']} materialisations recorded as imported")
@@ -256,7 +324,7 @@ def cmd_purge(args) -> int:
     from ..operations import purge
 
     data_root, key = _batch_arg(args.batch, args.data_root)
-    with Onyx(data_root) as onyx:
+    with _onyx(data_root) as onyx:
         removed = purge.purge(onyx, key, keep_output=args.keep_output)
         kept = " (kept output/, masks/, batch.json)" if args.keep_output else ""
         print(f"purged {key}{kept}: removed {', '.join(removed) or 'nothing'}")
@@ -266,7 +334,7 @@ def cmd_purge(args) -> int:
 def cmd_purge_all(args) -> int:
     from ..operations import purge
 
-    with Onyx(resolve_data_root(args.data_root)) as onyx:
+    with _onyx(resolve_data_root(args.data_root)) as onyx:
         keys = purge.purge_candidates(onyx)
         if not keys:
             print(f"no batches under {onyx.data_root}")
@@ -287,9 +355,9 @@ def cmd_purge_all(args) -> int:
 
 def cmd_install(rest: list[str]) -> int:
     """``onyx install [--build] [--tools ...] [--prefix ...] [--tag ...] ...``: exactly
-    ``python -m onyx_dagster.images install ...`` (its options, its exit codes)."""
+    ``python -m onyx_dagster.install install ...`` (its options, its exit codes)."""
     try:
-        from ..images import main as images_main
+        from ..install.cli import main as images_main
     except ImportError as error:
         raise OperationError(f"image installation is not available in this checkout ({error})") from None
     return images_main(["install", *rest])
@@ -325,6 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="Dagster's own log lines too")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
+    def set_option(p):
+        p.add_argument("--masks", choices=("on", "off"), type=str.lower, default=None,
+                       help="off: plan without the masks step (default: ONYX_MASKS, on); a run checks first that "
+                            "what masks need is there (the SegFormer weights: onyx install --weights)")
+        p.set_defaults(masks=None)
+        p.add_argument("--set", action="append", default=[], metavar="STEP.SETTING=VALUE",
+                       help="a step's setting for this run, as the launchpad names it (repeatable), e.g. "
+                            "sparse_model.matching=exhaustive, frames.interval=0.2, reconstruction.iterations=3000; "
+                            "a step given one runs again")
+
     def new_batch_options(p):
         p.add_argument("-i", "--input", help="the video file")
         p.add_argument("-o", "--output",
@@ -341,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     new_batch_options(p)
     p.add_argument("--until", choices=list(STEPS), type=str.upper,
                    help="stop after this step (e.g. SFM: frames and camera poses only)")
+    set_option(p)
     common(p, batch=False)
     p.set_defaults(func=cmd_run)
 
@@ -353,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-step", choices=list(STEPS), type=str.upper,
                    help="force this step and everything after it")
     p.add_argument("--until", choices=list(STEPS), type=str.upper, help="stop after this step")
+    set_option(p)
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_resume)
 
@@ -360,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--mode", required=True, help="gaussian | photogrammetry")
     p.add_argument("--quality", required=True, help="proto | production")
+    set_option(p)
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_fork)
 
@@ -367,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_root", nargs="?", metavar="DATA_ROOT")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("view", help="the batch's viewer page: print its path, open it (or --serve its folder)")
+    p.add_argument("batch", metavar="BATCH", help="batch key, or the path of a batch folder")
+    p.add_argument("-d", "--data-root", help="data root (default: ONYX_DATA, else ./onyx-data)")
+    p.add_argument("--recipe", help="whose page (default: the batch's own recipe)")
+    p.add_argument("--serve", action="store_true", help="serve the batch's output folder on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0: any free one)")
+    p.add_argument("--no-open", action="store_true", help="only print the path (or the URL)")
+    p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("export", help="a batch as a zip with a manifest and its lineage")
     common(p)
@@ -391,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("install", add_help=False,
                    help="build or pull the tool images: `onyx install -h` lists the options "
-                        "(python -m onyx_dagster.images install)")
+                        "(python -m onyx_dagster.install install)")
 
     p = sub.add_parser("ui", aliases=["dev"], help="dagster dev on this data root's instance")
     p.add_argument("data_root", nargs="?", metavar="DATA_ROOT")
@@ -401,20 +491,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings("ignore")  # dagster's beta/preview notices are not for this audience
+    # Dagster's beta/preview notices are not for this audience; Onyx's own warnings are.
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", category=OnyxSettingsWarning)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["install"]:
-        try:
-            return cmd_install(argv[1:])
-        except OperationError as error:
-            _err(str(error))
-            return error.exit_code
-    args = build_parser().parse_args(argv)
+    args = None
     try:
+        if argv[:1] == ["install"]:
+            return cmd_install(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except OperationError as error:
         _err(str(error))
         return error.exit_code
+    except (BatchError, SettingsError) as error:
+        _err(str(error))
+        return EXIT_REFUSED
     except RunFailed as error:
         _err(str(error))
         return error.exit_code
@@ -422,6 +514,32 @@ def main(argv: list[str] | None = None) -> int:
         batch = getattr(args, "batch", None) or "BATCH"
         _err(f"interrupted: what finished is kept; `onyx resume {batch}` continues")
         return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the one place an unexpected error is turned into words
+        log = _crash_log(argv)
+        _err(f"unexpected error ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+             f"the details are in {log}")
+        return EXIT_FAILED
+
+
+def _crash_log(argv: list[str]) -> str:
+    """Write the traceback of an unexpected error where a person can send it; returns its path."""
+    import datetime as dt
+    import tempfile
+    import traceback
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = f"onyx {' '.join(argv)}\n\n{traceback.format_exc()}"
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    for folder in (os.path.join(state, "onyx", "logs"), tempfile.gettempdir()):
+        try:
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"onyx-error-{stamp}-{os.getpid()}.log")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            return path
+        except OSError:
+            continue
+    return "(no writable folder for the log)"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
     <drop>/b.mp4 + <drop>/b.onyx.yaml     settings from a sidecar (wins over folders)
 
 A file is taken once its size and modification time have stayed the same over two
-ticks, so a copy in progress is never started. The batch key is a slug of the name
+ticks, so a copy in progress is never started, and once what its run needs is there
+(``onyx_dagster.preflight``: a missing prerequisite is logged once, with its fix, and the
+file is looked at again every tick). The batch key is a slug of the name
 plus a short content hash: the same content dropped twice is one batch. A file that
 is not a usable video is reported in the tick's log, once, and the sensor goes on.
 """
@@ -23,17 +25,18 @@ from dagster import (
     SensorResult,
     sensor,
 )
-from dagster import ConfigurableResource
-from pydantic import Field
-
 from onyx_tools.layout import slugify
 from onyx_tools.manifest import file_sha256
 
 from ..batches import BatchError, add_batch, parse_settings
+from ..operations.state import reap_all_dead_runs
 from ..partitions import batches
-from ..resources import BatchStorage
+from ..preflight import check_run, describe, shape_for_batch
+from ..resources import BatchStorage, DropFolder, runner_from_settings
+from ..settings import OnyxSettings
 from .ingest import frames, video
-from .reconstruction import masks, reconstruction
+from .masks import masks
+from .reconstruction import reconstruction
 from .sfm import sparse_model
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".insv", ".mts"}
@@ -47,12 +50,6 @@ FOLDER_WORDS = {
     "360": {"video": "360"}, "normal": {"video": "normal"},
 }
 BUILT_IN_DEFAULTS = {"scene": "outdoor", "mode": "gaussian", "quality": "proto", "video": "auto"}
-
-
-class DropFolder(ConfigurableResource):
-    """Where people drop videos (``ONYX_DROP``, default ``./onyx-drop``)."""
-
-    folder: str = Field(description="absolute path of the drop folder")
 
 
 @dataclass(frozen=True)
@@ -149,13 +146,18 @@ def _first_recipe_partition(key: str, recipe: str):
     description="Turns each video copied into the drop folder into a batch and materialises it.",
 )
 def drop_folder_sensor(context: SensorEvaluationContext, drop: DropFolder, storage: BatchStorage):
+    # A batch whose last run's onyx process died is not "running" for this sensor either.
+    for line in reap_all_dead_runs(context.instance):
+        context.log.warning(line)
     folder = Path(drop.folder)
     if not folder.is_dir():
         return SensorResult(skip_reason=f"drop folder {folder} does not exist: create it or set ONYX_DROP")
     cursor = json.loads(context.cursor) if context.cursor else {"pending": {}, "done": {}}
-    pending, done = cursor["pending"], cursor["done"]
+    pending, done, blocked = cursor["pending"], cursor["done"], cursor.get("blocked", {})
+    settings_now = OnyxSettings.from_env()
+    runner = runner_from_settings(settings_now)
     run_requests = []
-    now_pending = {}
+    now_pending, now_blocked = {}, {}
     for item in scan(folder):
         rel = item.relative
         if done.get(rel) == item.signature:
@@ -163,29 +165,41 @@ def drop_folder_sensor(context: SensorEvaluationContext, drop: DropFolder, stora
         if pending.get(rel) != item.signature:
             now_pending[rel] = item.signature  # new or still changing: look again next tick
             continue
-        done[rel] = item.signature
         path = Path(item.location)
         content = file_sha256(path)
         key = batch_key_for(path, content)
         twin = same_content_batch(context.instance.get_dynamic_partitions(batches.name), key)
         if twin:
+            done[rel] = item.signature
             context.log.info(f"{rel}: same content as batch {twin}, not processed again")
             continue
         try:
             settings = parse_settings(settings_for(folder, path))
+            recipe_steps = [reconstruction.key, masks.key] if settings_now.masks else [reconstruction.key]
+            problems = check_run(shape_for_batch(
+                ["video", "frames", "sparse_model", *(k.to_user_string() for k in recipe_steps)], storage.root,
+                settings, [settings.recipe]), runner=runner, settings=settings_now)
+            if problems:
+                # Not taken yet: looked at again every tick, and taken once what it needs is there.
+                message = describe(problems, f"{rel} (batch {key})")
+                if blocked.get(rel) != message:
+                    context.log.error(message)
+                now_pending[rel], now_blocked[rel] = item.signature, message
+                continue
+            done[rel] = item.signature
             add_batch(context.instance, storage.root, key, settings)
         except BatchError as error:
+            done[rel] = item.signature
             context.log.error(f"{rel} rejected: {error}")
             continue
-        context.log.info(f"{rel}: new batch {key} ({settings.recipe})")
+        context.log.info(f"{rel}: new batch {key} ({settings.recipe})"
+                         + ("" if settings_now.masks else ", masks off (ONYX_MASKS=off)"))
         tags = {"onyx/batch": key, "onyx/source": "drop-folder"}
         run_requests.append(RunRequest(run_key=f"{key}:batch", partition_key=key, tags=tags,
                                        asset_selection=[video.key, frames.key, sparse_model.key]))
         # Queued behind the first by the one-run-per-batch limit (onyx/batch tag).
         run_requests.append(RunRequest(run_key=f"{key}:{settings.recipe}", tags=tags,
                                        partition_key=_first_recipe_partition(key, settings.recipe),
-                                       asset_selection=[reconstruction.key, masks.key]))
-    cursor = {"pending": now_pending, "done": done}
+                                       asset_selection=recipe_steps))
+    cursor = {"pending": now_pending, "done": done, "blocked": now_blocked}
     return SensorResult(run_requests=run_requests, cursor=json.dumps(cursor, separators=(",", ":")))
-
-

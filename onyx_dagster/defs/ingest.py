@@ -3,7 +3,6 @@
 
 import hashlib
 import json
-from typing import Literal
 
 from dagster import (
     AssetCheckResult,
@@ -16,12 +15,11 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from pydantic import Field
-
-import onyx_ingest
+from onyx_ingest.config import IngestConfig, IngestOptions
 from onyx_tools.manifest import file_sha256
 from onyx_tools.video import check_decodable, probe_video
 
+from ..code_versions import sources_hash, tool_code_version
 from ..partitions import batches
 from ..resources import BatchStorage, ToolRunner
 from .tool_step import TOOL_RETRY, materialization, metadata_number
@@ -30,7 +28,7 @@ from .tool_step import TOOL_RETRY, materialization, metadata_number
 @asset(
     partitions_def=batches,
     group_name="ingest",
-    code_version="1",
+    code_version=sources_hash(["onyx_dagster.batches", "onyx_tools.video", "onyx_tools.manifest"]),
     kinds={"video"},
     description="The batch's input video and its settings (batch.json), probed with ffprobe.",
 )
@@ -58,22 +56,18 @@ def video(context: AssetExecutionContext, storage: BatchStorage) -> MaterializeR
     )
 
 
-class FramesConfig(Config):
-    """Knobs of frame extraction; the batch's settings decide the rest."""
+class FramesConfig(Config, IngestOptions):
+    """The ingest tool's options (onyx_ingest.config); the batch's settings decide the rest,
+    except ``interval``, which a run may set over the batch's own (``--set frames.interval=S``)."""
 
-    max_width: int = Field(2048, gt=0, description="normal video: frames resized to at most this width")
-    view_size: int = Field(2048, gt=0, description="360 video: side of each square perspective view")
-    view_set: Literal["cube12", "ring8", "cube6"] = Field(
-        "cube12", description="360 view layout: cube12 (the first version's 12 views), ring8 or cube6")
-    jpeg_quality: int = Field(95, ge=50, le=100)
-    sharpest_in_window: bool = Field(True, description="pick the sharpest frame in each interval window")
+    interval: float | None = IngestConfig.model_fields["interval"]
 
 
 @asset(
     partitions_def=batches,
     deps=[video],
     group_name="ingest",
-    code_version=onyx_ingest.__version__,
+    code_version=tool_code_version("ingest"),
     kinds={"python", "ffmpeg"},
     retry_policy=TOOL_RETRY,
     check_specs=[AssetCheckSpec("frames_not_empty", asset="frames",
@@ -92,7 +86,7 @@ def frames(context: AssetExecutionContext, config: FramesConfig, storage: BatchS
             "quality": settings.quality,
             "video": settings.video,
             "interval": settings.interval,
-            **config.model_dump(),
+            **config.model_dump(exclude_none=True),
         },
         inputs={"video": settings.input},
     )

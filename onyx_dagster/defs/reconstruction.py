@@ -1,4 +1,4 @@
-"""The scene itself, one partition per (batch, recipe): ``reconstruction`` then ``masks``.
+"""The scene itself, one partition per (batch, recipe): ``reconstruction``.
 
 A fork is another recipe partition of the same batch: its upstream ``frames`` and
 ``sparse_model`` are the batch's existing materialisations (multi-to-single partition
@@ -7,6 +7,7 @@ mapping), so nothing upstream runs again and the lineage shows where it came fro
 
 
 import warnings
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
@@ -20,14 +21,16 @@ from dagster import (
     MultiPartitionKey,
     MultiToSingleDimensionPartitionMapping,
     asset,
+    define_asset_job,
 )
+from onyx_tools.errors import ToolError
+from onyx_tools.splat_ply import SplatFormatError, splat_summary
 from pydantic import Field
 
-from onyx_tools.splat_ply import SplatFormatError, splat_summary
-
+from ..code_versions import tool_code_version
 from ..partitions import batch_recipes
-from ..pools import GPU_POOL
-from ..recipes import get_recipe
+from ..pools import HEAVY_POOL
+from ..recipes import RECIPES, RECONSTRUCTION_TOOLS, get_recipe
 from ..resources import BatchStorage, ToolRunner
 from .ingest import frames
 from .sfm import sparse_model
@@ -46,20 +49,21 @@ def batch_and_recipe(context: AssetExecutionContext) -> tuple[str, str]:
 
 
 class ReconstructionConfig(Config):
-    """Knobs shared by the reconstruction tools; None leaves the recipe's default."""
-
-    iterations: int | None = Field(None, gt=0, description="training iterations (gsplat, MILo)")
-    device: str = Field("auto", description="auto, cpu or cuda")
-    backend: str = Field("auto", description="openmvs: auto, openmvs or cpu")
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the recipe's tool settings over its preset, e.g. {'iterations': 3000}; the tool's "
+                    "settings model (onyx_<tool>.config) names any it does not know")
 
 
 @asset(
     partitions_def=batch_recipes,
     deps=[AssetDep(frames, partition_mapping=per_batch), AssetDep(sparse_model, partition_mapping=per_batch)],
     group_name="reconstruction",
-    code_version="1",
+    # One code version for every recipe (Dagster versions assets, not partitions): a change to any
+    # reconstruction tool or preset marks each recipe's reconstruction stale.
+    code_version=tool_code_version(*RECONSTRUCTION_TOOLS, extra={name: dict(r.preset) for name, r in RECIPES.items()}),
     kinds={"pytorch"},
-    pool=GPU_POOL,
+    pool=HEAVY_POOL,
     retry_policy=TOOL_RETRY,
     check_specs=[AssetCheckSpec("output_valid", asset="reconstruction",
                                 description="the splat PLY reads back with > 0 Gaussians, or the mesh has faces")],
@@ -71,17 +75,16 @@ def reconstruction(context: AssetExecutionContext, config: ReconstructionConfig,
     recipe = get_recipe(recipe_key)
     layout = storage.layout(batch)
     settings = storage.settings(batch)
+    tool_settings = recipe.tool_settings(settings.scene, config.settings)
+    try:
+        recipe.validate(tool_settings)
+    except ToolError as error:
+        raise Failure(f"recipe {recipe.name}: {error}", allow_retries=False) from None
     if not (layout.sparse_model / "images.bin").is_file():
         raise Failure(
             f"batch {batch} has no sparse model yet: materialise sparse_model for partition {batch} "
             f"first (onyx resume {batch}, or select sparse_model in the UI)", allow_retries=False)
-    invocation = runner.run(
-        context,
-        tool=recipe.tool,
-        batch_dir=layout.root,
-        params={"recipe": recipe.name, "scene": settings.scene, **config.model_dump()},
-        gpu=recipe.gpu,
-    )
+    invocation = runner.run(context, tool=recipe.tool, batch_dir=layout.root, params=tool_settings, gpu=recipe.gpu)
     result = materialization(invocation, layout)
     yield result
     yield _output_check(result, recipe.produces, layout.root)
@@ -103,39 +106,9 @@ def _output_check(result, produces: str, batch_root) -> AssetCheckResult:
                             severity=AssetCheckSeverity.ERROR, metadata={"faces": faces})
 
 
-class MasksConfig(Config):
-    model_id: str = Field("nvidia/segformer-b5-finetuned-ade-640-640", description="SegFormer (ADE20K) model")
-    model_dir: str | None = Field(None, description="folder with the weights; default: baked into the image")
-    batch_size: int = Field(4, gt=0)
-    device: str = "auto"
-
-
-@asset(
-    partitions_def=batch_recipes,
-    deps=[reconstruction, AssetDep(frames, partition_mapping=per_batch)],
-    group_name="segment",
-    code_version="1",
-    kinds={"pytorch"},
-    pool=GPU_POOL,
-    retry_policy=TOOL_RETRY,
-    check_specs=[AssetCheckSpec("one_mask_per_image", asset="masks",
-                                description="every image has its mask (or the scene is indoor and skipped)")],
-    description="SegFormer masks of sky, water, people and boats in masks/, and the splat without them.",
-)
-def masks(context: AssetExecutionContext, config: MasksConfig, storage: BatchStorage, runner: ToolRunner):
-    batch, recipe_key = batch_and_recipe(context)
-    recipe = get_recipe(recipe_key)
-    layout = storage.layout(batch)
-    settings = storage.settings(batch)
-    params = {"recipe": recipe.name, "scene": settings.scene, **config.model_dump(exclude_none=True)}
-    invocation = runner.run(context, tool="segformer", batch_dir=layout.root, params=params, gpu=True)
-    result = materialization(invocation, layout)
-    yield result
-    skipped = bool(getattr((result.metadata or {}).get("skipped"), "value", False))
-    made, images = int(metadata_number(result, "masks")), int(metadata_number(result, "images"))
-    yield AssetCheckResult(
-        check_name="one_mask_per_image",
-        passed=skipped or (images > 0 and made == images),
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"masks": made, "images": images, "skipped": skipped},
-    )
+# Backfills of many batches from the command line (Dagster's CLI backfills jobs, not asset
+# selections): `dagster job backfill -w workspace.yaml -l onyx -j recipe_job --partitions 'a|gaussian-proto'`.
+recipe_job = define_asset_job(
+    "recipe_job", selection=["reconstruction", "masks", "viewer"],
+    description="reconstruction, masks and viewer of a batch x recipe (keys 'batch|recipe'): "
+                "`dagster job backfill -j recipe_job`")

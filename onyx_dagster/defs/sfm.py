@@ -1,8 +1,6 @@
 """Camera poses and sparse points (``sparse_model``, the sfm tool)."""
 
 
-from typing import Literal
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -10,37 +8,33 @@ from dagster import (
     AssetExecutionContext,
     Config,
     asset,
+    define_asset_job,
 )
-from pydantic import Field
+from onyx_sfm.config import SfmOptions
 
-import onyx_sfm
-
+from ..code_versions import tool_code_version
 from ..partitions import batches
-from ..pools import GPU_POOL
+from ..pools import HEAVY_POOL
 from ..resources import BatchStorage, ToolRunner
-from .ingest import frames
+from .ingest import frames, video
 from .tool_step import TOOL_RETRY, materialization, metadata_number
 
 
-class SparseModelConfig(Config):
-    matching: Literal["auto", "sequential", "loop", "exhaustive"] = Field(
-        "auto", description="auto: sequential, then loop detection / exhaustive if it registers too little")
-    mapper: Literal["incremental", "global"] = "incremental"
-    spherical: Literal["auto", "rig", "spherical"] = Field(
-        "auto", description="360 video: views as a camera rig, or SfM on the panoramas")
-    min_registered_ratio: float = Field(0.9, gt=0, le=1, description="below this, retry with a wider matcher")
+class SparseModelConfig(Config, SfmOptions):
+    """The sfm tool's options (onyx_sfm.config)."""
 
 
 @asset(
     partitions_def=batches,
     deps=[frames],
     group_name="sfm",
-    code_version=onyx_sfm.__version__,
+    code_version=tool_code_version("sfm"),
     kinds={"colmap"},
-    pool=GPU_POOL,
+    pool=HEAVY_POOL,
     retry_policy=TOOL_RETRY,
     check_specs=[AssetCheckSpec("registration_ratio", asset="sparse_model",
-                                description="the model registers at least 90% of the images")],
+                                description="the model registers at least min_registered_ratio of the images "
+                                            "(a partial model the settings accepted warns here)")],
     description="COLMAP sparse model of the frames in sparse/0 (binary), the largest model kept.",
 )
 def sparse_model(context: AssetExecutionContext, config: SparseModelConfig, storage: BatchStorage,
@@ -51,9 +45,19 @@ def sparse_model(context: AssetExecutionContext, config: SparseModelConfig, stor
     result = materialization(invocation, layout)
     yield result
     ratio = metadata_number(result, "registered_ratio")
+    # below the ratio the tool fails the step unless accept_partial_model, so a failed check is
+    # a partial model the user chose to keep
     yield AssetCheckResult(
         check_name="registration_ratio",
-        passed=ratio >= 0.9,
+        passed=ratio >= config.min_registered_ratio,
         severity=AssetCheckSeverity.WARN,
-        metadata={"registered_ratio": ratio, "threshold": 0.9},
+        metadata={"registered_ratio": ratio, "threshold": config.min_registered_ratio,
+                  "accept_partial_model": config.accept_partial_model},
     )
+
+
+# Backfills of many batches from the command line (Dagster's CLI backfills jobs, not asset
+# selections): `dagster job backfill -w workspace.yaml -l onyx -j batch_job --partitions a,b`.
+batch_job = define_asset_job(
+    "batch_job", selection=[video, frames, sparse_model],
+    description="video, frames and sparse_model of a batch: `dagster job backfill -j batch_job`")

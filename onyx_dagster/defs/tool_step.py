@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from dagster import MaterializeResult, MetadataValue, PipesClientCompletedInvocation, RetryPolicy
-
+from dagster import (
+    MaterializeResult,
+    MetadataValue,
+    PipesClientCompletedInvocation,
+    RetryPolicy,
+)
 from onyx_tools.layout import BatchLayout
 
 # A crashed tool (not bad input: the runner marks that as not retryable) gets one more try.

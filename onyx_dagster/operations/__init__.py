@@ -8,7 +8,15 @@
 Status always comes from the instance (runs, event log); see ``state``.
 """
 
-from .context import ASSET_ORDER, BATCH_ASSETS, RECIPE_ASSETS, STEPS, Onyx, dagster_home_for, resolve_data_root
+from .context import (
+    ASSET_ORDER,
+    BATCH_ASSETS,
+    RECIPE_ASSETS,
+    STEPS,
+    Onyx,
+    dagster_home_for,
+    resolve_data_root,
+)
 from .errors import BatchBusy, OperationError, RunFailed
 
 __all__ = [

@@ -29,11 +29,12 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from dagster import AssetKey, AssetMaterialization, MetadataValue
-
 from onyx_tools.manifest import file_sha256
+from onyx_tools.publish import write_text_atomic
 
-from ..batches import BatchError, check_batch_key, parse_settings
+from ..batches import BatchError, check_batch_key, parse_settings, settings_document
 from ..partitions import batches
+from .batch_paths import check_outside_data_root
 from .context import BATCH_ASSETS, RECIPE_ASSETS, Onyx
 from .errors import OperationError
 from .state import (
@@ -102,15 +103,14 @@ def export_batch(onyx: Onyx, key: str, output: Path) -> dict:
     settings = load_batch(onyx, key)
     output = Path(os.path.abspath(output))
     folder = onyx.layout(key).root
-    if output.exists():
+    if os.path.lexists(output):
         raise OperationError(f"{output} already exists: choose another -o or remove it first")
     if not output.parent.is_dir():
         raise OperationError(f"the folder of {output} does not exist: create it or choose another -o")
-    if Path(os.path.realpath(output)).is_relative_to(os.path.realpath(folder)):
-        raise OperationError(f"{output} is inside the batch folder: write the export somewhere else")
+    check_outside_data_root(output, onyx.data_root, "the export")
     instance = onyx.instance()
-    ensure_idle(instance, key)
-    with batch_lock(folder, key):
+    ensure_idle(instance, key, onyx.note)
+    with batch_lock(folder, key, onyx.note):
         files: dict[str, str] = {}
         skipped_links = []
         for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
@@ -300,7 +300,8 @@ def import_batch(onyx: Onyx, archive_path: Path, new_key: str | None = None) -> 
         try:
             raw = json.loads(archive.read("batch.json"))
             raw.pop("schema", None)
-            parse_settings(raw)
+            archived_key = raw.pop("key", None)
+            settings = parse_settings(raw)
         except (ValueError, BatchError) as error:
             raise OperationError(f"{archive_path}: its batch.json is not valid: {error}") from None
     instance = onyx.instance(create=False)
@@ -335,6 +336,8 @@ def import_batch(onyx: Onyx, archive_path: Path, new_key: str | None = None) -> 
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 if _hash_member(archive, info, write_to=destination) != manifest["files"][name]:
                     raise OperationError(f"{archive_path}: checksum mismatch for {name} while extracting: nothing written")
+        if archived_key != key:  # imported under another key (--as): the marker names the new one
+            write_text_atomic(staging / "batch.json", settings_document(key, settings))
         if target.is_dir():
             target.rmdir()  # empty, checked above
         os.rename(staging, target)

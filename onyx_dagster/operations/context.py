@@ -22,15 +22,16 @@ import fcntl
 import importlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, Definitions
-
 from onyx_tools.layout import BatchLayout
 
 from ..batches import batch_layout, data_root_from_env
+from ..settings import OnyxSettings
 from .errors import OperationError
 
 DAGSTER_HOME_DIRNAME = "dagster-home"
@@ -38,10 +39,11 @@ DEFAULT_DEFINITIONS = "onyx_dagster.definitions:defs"
 
 # The asset graph, in the order a batch flows through it.
 BATCH_ASSETS = ("video", "frames", "sparse_model")
-RECIPE_ASSETS = ("reconstruction", "masks")
+RECIPE_ASSETS = ("reconstruction", "masks", "viewer")
 ASSET_ORDER = BATCH_ASSETS + RECIPE_ASSETS
-# The first version's step names (``--from-step``) and the asset each one is.
-STEPS = {"INGEST": "frames", "SFM": "sparse_model", "RECONSTRUCTION": "reconstruction", "SEGFORMER": "masks"}
+# Onyx 1.0's step names (``--from-step``) and the asset each one is (VIEWER is new).
+STEPS = {"INGEST": "frames", "SFM": "sparse_model", "RECONSTRUCTION": "reconstruction", "SEGFORMER": "masks",
+         "VIEWER": "viewer"}
 
 
 def resolve_data_root(value: str | os.PathLike | None) -> Path:
@@ -75,7 +77,7 @@ def open_instance(home: Path) -> DagsterInstance:
 
 
 def load_definitions(spec: str | None = None) -> Definitions:
-    spec = spec or os.environ.get("ONYX_DEFINITIONS") or DEFAULT_DEFINITIONS
+    spec = spec or OnyxSettings.from_env().definitions or DEFAULT_DEFINITIONS
     module_name, _, attr = spec.partition(":")
     module = importlib.import_module(module_name)
     defs = getattr(module, attr or "defs")
@@ -91,12 +93,19 @@ class Onyx:
     data_root: Path
     definitions: Definitions | None = None
     home: Path | None = None
+    on_note: Callable[[str], None] | None = field(default=None, repr=False)
     _instance: DagsterInstance | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.data_root = resolve_data_root(self.data_root)
         if self.home is None:
             self.home = dagster_home_for(self.data_root)
+
+    def note(self, text: str) -> None:
+        """Something the user should know that refuses nothing (a dead run marked failed, a lock
+        taken over); the command line prints it."""
+        if self.on_note is not None:
+            self.on_note(text)
 
     # -- the Dagster instance -------------------------------------------------
     @property

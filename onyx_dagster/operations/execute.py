@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dagster import AssetKey, DagsterInstance
-
 from onyx_tools.tool import parse_progress
 
 from .context import BATCH_ASSETS, RECIPE_ASSETS, STEPS, Onyx, open_instance
 from .errors import OperationError, RunFailed
+from .overrides import Overrides
 from .state import (
     TAG_BATCH,
     TAG_HOST,
@@ -49,6 +49,7 @@ class Plan:
     batch: str
     runs: list[PlannedRun] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    overrides: Overrides = field(default_factory=Overrides)  # --set, per asset
 
     @property
     def empty(self) -> bool:
@@ -64,6 +65,21 @@ class Plan:
                               for name in run.assets)
             lines.append(f"{where} [{run.partition}]: {steps}")
         return lines + self.notes
+
+    def apply(self, overrides: Overrides) -> "Plan":
+        """Give the runs the ``--set`` settings; each one's step must be in the plan."""
+        planned = {name for run in self.runs for name in run.assets}
+        missing = [name for name in overrides.by_asset if name not in planned]
+        if missing:
+            step = {asset: step for step, asset in STEPS.items()}
+            raise OperationError(
+                f"--set names {', '.join(missing)}, which this plan does not run: "
+                + "; ".join(f"add --from-step {step.get(name, name.upper())} (or remove --until) to run {name} "
+                            "again with it" for name in missing))
+        self.overrides = overrides
+        for name, items in overrides.given.items():
+            self.notes.append(f"{name} with {', '.join(item.split('.', 1)[1] for item in items)} (--set)")
+        return self
 
 
 def _forced_assets(onyx: Onyx, from_step: str | None) -> set[str]:
@@ -100,19 +116,22 @@ def _trim(plan: Plan, allowed: set[str]) -> Plan:
 
 
 def plan_batch(onyx: Onyx, instance: DagsterInstance, key: str, recipes: list[str], *,
-               from_step: str | None = None, include_batch_assets: bool = True, until: str | None = None) -> Plan:
-    """What is missing, failed or stale for the batch (and ``from_step`` onwards, forced),
-    up to the step ``until`` (everything when None)."""
+               from_step: str | None = None, include_batch_assets: bool = True, until: str | None = None,
+               overrides: Overrides | None = None) -> Plan:
+    """What is missing, failed or stale for the batch (and ``from_step`` onwards, forced; a step
+    given ``--set`` settings is forced too, so it runs with them), up to the step ``until``
+    (everything when None)."""
     forced = _forced_assets(onyx, from_step)
+    set_here = set(overrides.by_asset) if overrides and from_step is None else set()
     allowed = _allowed_assets(onyx, until)
     states = batch_states(onyx, instance, key, recipes)
     plan = Plan(batch=key)
     upstream_changes = False
     batch_run = PlannedRun(partition=key, assets=[])
     for name, state in states["assets"].items():
-        if name in forced:
+        if name in forced or name in set_here:
             batch_run.assets.append(name)
-            batch_run.reasons[name] = f"--from-step {from_step.upper()}"
+            batch_run.reasons[name] = "--set" if name in set_here else f"--from-step {from_step.upper()}"
         elif upstream_changes or not state.done:
             batch_run.assets.append(name)
             batch_run.reasons[name] = "upstream re-materialised" if state.done else state.state
@@ -128,9 +147,9 @@ def plan_batch(onyx: Onyx, instance: DagsterInstance, key: str, recipes: list[st
         run = PlannedRun(partition=str(recipe_partition(key, recipe)), assets=[], recipe=recipe)
         changed = upstream_changes
         for name, state in states["recipes"][recipe].items():
-            if name in forced:
+            if name in forced or name in set_here:
                 run.assets.append(name)
-                run.reasons[name] = f"--from-step {from_step.upper()}"
+                run.reasons[name] = "--set" if name in set_here else f"--from-step {from_step.upper()}"
             elif changed or not state.done:
                 run.assets.append(name)
                 run.reasons[name] = "upstream re-materialised" if state.done else state.state
@@ -141,7 +160,8 @@ def plan_batch(onyx: Onyx, instance: DagsterInstance, key: str, recipes: list[st
     if not onyx.has_recipe_assets:
         plan.notes.append("this code location has no reconstruction/masks assets yet: only the batch's "
                           "own steps (video, frames, sparse_model) run")
-    return _trim(plan, allowed)
+    plan = _trim(plan, allowed)
+    return plan.apply(overrides) if overrides else plan
 
 
 def new_batch_plan(onyx: Onyx, key: str, recipe: str, until: str | None = None) -> Plan:
@@ -172,18 +192,6 @@ class StepEvent:
 ProgressCallback = Callable[[StepEvent], None]
 
 
-def _failure_message(event) -> str:
-    data = event.dagster_event.event_specific_data if event.dagster_event else None
-    error = getattr(data, "error", None)
-    parts = []
-    while error is not None:
-        message = (error.message or "").strip().splitlines()
-        if message:
-            parts.append(message[0] if len(parts) else " ".join(message[:3]))
-        error = error.cause
-    return " <- ".join(dict.fromkeys(parts)) or (event.user_message or "step failed")
-
-
 def translate(entry) -> StepEvent | None:
     event = entry.dagster_event
     step = entry.step_key or ""
@@ -199,7 +207,7 @@ def translate(entry) -> StepEvent | None:
     if kind == "STEP_SUCCESS":
         return StepEvent("success", step, percent=100.0)
     if kind == "STEP_FAILURE":
-        return StepEvent("failure", step, detail=_failure_message(entry))
+        return StepEvent("failure", step, detail=error_reason(event))
     if kind == "ASSET_MATERIALIZATION":
         materialization = event.event_specific_data.materialization
         metadata = {k: getattr(v, "value", v) for k, v in (materialization.metadata or {}).items()}
@@ -270,8 +278,14 @@ class RunOutcome:
     seconds: float
 
 
+# A setting a tool's message advises, as --set spells it (frames.interval, sparse_model.mapper=global).
+ADVISED_SETTING = re.compile(r"\b(?:frames|sparse_model|reconstruction|masks|viewer)\.[a-z_]+")
+
+
 def _run_config(verbose: bool) -> dict:
-    return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "ERROR"}}}}
+    # Without -v the person sees the progress lines and the step's own reason; Dagster's log lines (with
+    # its tracebacks) stay in the event log, which the UI shows.
+    return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
 
 
 def execute_plan(onyx: Onyx, plan: Plan, *, verb: str, progress: ProgressCallback | None = None,
@@ -297,7 +311,7 @@ def execute_plan(onyx: Onyx, plan: Plan, *, verb: str, progress: ProgressCallbac
                 asset_selection=[AssetKey(name) for name in planned.assets],
                 run_id=run_id,
                 tags=run_tags(plan.batch, verb, planned.recipe),
-                run_config=_run_config(verbose),
+                run_config={**_run_config(verbose), **plan.overrides.op_config(planned.assets)},
                 raise_on_error=False,
             )
         finally:
@@ -308,24 +322,29 @@ def execute_plan(onyx: Onyx, plan: Plan, *, verb: str, progress: ProgressCallbac
         if not result.success:
             failures = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
             detail = "; ".join(
-                f"{event.step_key}: {_error_chain(event)}" for event in failures) or "the run failed"
+                f"{event.step_key}: {error_reason(event)}" for event in failures) or "the run failed"
+            advice = f"`onyx resume {plan.batch}`"
+            if ADVISED_SETTING.search(detail):
+                advice += " with the setting named above as `--set STEP.SETTING=VALUE`"
             raise RunFailed(
                 f"run {run_id} for {planned.partition} failed: {detail}. Logs: "
-                f"{onyx.layout(plan.batch).logs}/; fix the cause, then `onyx resume {plan.batch}`")
+                f"{onyx.layout(plan.batch).logs}/; fix the cause, then {advice}")
     return outcomes
 
 
-def _error_chain(event) -> str:
-    """The step's own reason: a tool's ``Failure`` description alone, else the chain of causes,
-    without Python class paths."""
+def error_reason(event) -> str:
+    """The step's own reason, as a person is shown it (progress lines, the failed run's message):
+    a tool's ``Failure`` description alone, else the causes that are not Dagster's own wrappers
+    ("Error occurred while executing op ..."), without Python class paths (never
+    ``dagster._core...Failure <- DagsterPipesExecutionError``)."""
     error = getattr(event.event_specific_data, "error", None)
-    parts = []
+    own, wrappers = [], []
     while error is not None:
         first = (error.message or "").strip().splitlines()
         if first:
-            text = re.sub(r"^[\w.]+(Error|Exception|Failure): ", "", first[0])
+            text = re.sub(r"^[\w.]+(Error|Exception|Failure|Interrupt): ", "", first[0])
             if error.cls_name == "Failure":
                 return text
-            parts.append(text)
+            (wrappers if (error.cls_name or "").startswith("Dagster") else own).append(text)
         error = error.cause
-    return " <- ".join(dict.fromkeys(parts)) or "failed"
+    return " <- ".join(dict.fromkeys(own or wrappers)) or "failed"

@@ -17,13 +17,19 @@ import datetime as dt
 import fcntl
 import os
 import socket
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, MultiPartitionKey, RunsFilter
-from dagster._core.event_api import AssetRecordsFilter
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
+    MultiPartitionKey,
+    RunsFilter,
+)
 
 from ..partitions import batch_recipes, batches
 from ..recipes import RECIPES
@@ -39,6 +45,9 @@ DATA_VERSION_TAG = "dagster/data_version"
 CODE_VERSION_TAG = "dagster/code_version"
 INPUT_POINTER_PREFIX = "dagster/input_event_pointer/"
 LOCK_NAME = ".lock"
+# A run in one of these has not ended (Dagster's own list, spelled with the public enum).
+IN_PROGRESS_RUN_STATUSES = (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING,
+                            DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
 
 
 def recipe_partition(key: str, recipe: str) -> MultiPartitionKey:
@@ -188,6 +197,14 @@ def partition_state(onyx: Onyx, instance: DagsterInstance, name: str, key: str,
         if int(pointer) == upstream.storage_id:
             continue
         used = _materialization_by_id(instance, parent, int(pointer))
+        if used is not None and used.asset_materialization.partition != parent_partition:
+            # For a dependency that is not an input, Dagster 1.13 points at the parent's latest
+            # event of any partition (after a fork: another recipe's reconstruction). Then only
+            # the order of this partition's own events tells whether the parent changed since.
+            if upstream.storage_id > record.storage_id:
+                state.state, state.reason = "stale", f"{parent} was materialised again since"
+                return state
+            continue
         used_version = (used.asset_materialization.tags or {}).get(DATA_VERSION_TAG) if used else None
         latest_version = (upstream.asset_materialization.tags or {}).get(DATA_VERSION_TAG)
         if used_version is None or used_version != latest_version:
@@ -258,20 +275,38 @@ def run_process_dead(run) -> bool:
     return pid != os.getpid() and not _pid_alive(pid)
 
 
-def reap_dead_runs(instance: DagsterInstance, key: str) -> list[str]:
+def _report_dead(instance: DagsterInstance, run) -> str:
+    """Record in the instance that the run's onyx process is gone, so the UI, ``list`` and the
+    run queue agree; frees the run's pool slots, which would be held forever otherwise."""
+    tags = run.tags
+    reason = (f"the onyx process (pid {tags[TAG_PID]} on {tags[TAG_HOST]}) that ran it is gone "
+              "(killed or crashed); marked failed so the batch can be resumed")
+    instance.report_run_failed(run, reason)
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        storage.free_concurrency_slots_for_run(run.run_id)
+    return f"run {run.run_id} marked failed: {reason}"
+
+
+def reap_dead_runs(instance: DagsterInstance, key: str, note: Callable[[str], None] | None = None) -> list[str]:
     """Mark failed the in-progress runs of the batch whose onyx process died (kill -9, crash)."""
     reaped = []
     for record in batch_runs(instance, key, statuses=list(IN_PROGRESS_RUN_STATUSES)):
         run = record.dagster_run
         if run_process_dead(run):
-            instance.report_run_failed(
-                run, f"the onyx process (pid {run.tags[TAG_PID]} on {run.tags[TAG_HOST]}) that ran it "
-                     "is gone (killed or crashed); marked failed so the batch can be resumed")
-            storage = instance.event_log_storage
-            if storage.supports_global_concurrency_limits:
-                storage.free_concurrency_slots_for_run(run.run_id)  # its gpu pool slot, held forever otherwise
+            said = _report_dead(instance, run)
+            if note is not None:
+                note(f"batch {key}: {said}")
             reaped.append(run.run_id)
     return reaped
+
+
+def reap_all_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Every in-progress run started by an onyx process on this host that is gone, marked failed
+    (what the ``dead_onyx_runs`` sensor does each tick where a daemon runs)."""
+    filters = RunsFilter(tags={TAG_HOST: socket.gethostname()}, statuses=list(IN_PROGRESS_RUN_STATUSES))
+    return [_report_dead(instance, record.dagster_run) for record in instance.get_run_records(filters)
+            if run_process_dead(record.dagster_run)]
 
 
 def in_progress_runs(instance: DagsterInstance, key: str) -> list:
@@ -285,11 +320,11 @@ def describe_run(run) -> str:
     return f"run {run.run_id} ({run.status.value.lower()}, {who})"
 
 
-def ensure_idle(instance: DagsterInstance | None, key: str) -> list[str]:
+def ensure_idle(instance: DagsterInstance | None, key: str, note: Callable[[str], None] | None = None) -> list[str]:
     """Refuse when a run of the batch is in progress; returns the dead runs it reaped."""
     if instance is None:
         return []
-    reaped = reap_dead_runs(instance, key)
+    reaped = reap_dead_runs(instance, key, note)
     active = in_progress_runs(instance, key)
     if active:
         runs = "; ".join(describe_run(run) for run in active)
@@ -315,30 +350,101 @@ def last_run(instance: DagsterInstance, key: str) -> dict | None:
 
 
 # -- the batch lock --------------------------------------------------------------------
+def _holder(text: str) -> tuple[int, str] | None:
+    """(pid, host) from a lock file's ``pid N on HOST`` line."""
+    parts = text.split()
+    if len(parts) == 4 and parts[0] == "pid" and parts[1].isdigit() and parts[2] == "on":
+        return int(parts[1]), parts[3]
+    return None
+
+
+LOCK_LINE_MAX = 200  # a "pid N on HOST" line; more is not a lock this code wrote
+
+
+def _open_lock(path: Path, key: str, flags: int):
+    """The lock file, never through a symlink (a link planted there would have the holder's line
+    written into whatever it points at); a file object, or None when ``flags`` cannot create it."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise BatchBusy(f"batch {key!r}: its lock file {path} cannot be used ({error.strerror}; a symlink or a "
+                        "folder is refused): remove it, then try again") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BatchBusy(f"batch {key!r}: its lock file {path} is not a regular file: remove it, then try again")
+    return os.fdopen(fd, "r" if flags & os.O_ACCMODE == os.O_RDONLY else "r+", encoding="utf-8", errors="replace")
+
+
+def lock_holder(folder: Path, key: str = "") -> str | None:
+    """Who holds ``<batch>/.lock`` now (its ``pid N on HOST`` line), or None when nobody does.
+    Reads only: a lock file left by a dead process is free, and is left for the next holder."""
+    try:
+        handle = _open_lock(Path(folder) / LOCK_NAME, key or Path(folder).name, os.O_RDONLY)
+    except NotADirectoryError:
+        return None
+    if handle is None:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return next(iter(handle.read(LOCK_LINE_MAX).strip().splitlines()), "another process")
+        return None
+
+
+def batch_busy(key: str, holder: str) -> BatchBusy:
+    return BatchBusy(f"batch {key!r} is in use by another onyx process ({holder}): wait for it to finish, "
+                     "then try again")
+
+
 @contextlib.contextmanager
-def batch_lock(folder: Path, key: str) -> Iterator[None]:
+def batch_lock(folder: Path, key: str, note: Callable[[str], None] | None = None) -> Iterator[None]:
     """An OS lock on ``<batch>/.lock`` for as long as this process writes the batch folder.
 
     Held by ``run``/``resume``/``fork``/``export``/``purge``; a second onyx process on the
-    same batch is refused instead of writing the folder at the same time.
+    same batch is refused instead of writing the folder at the same time. The OS drops the
+    lock of a process that dies, so a file left by one (kill -9) is taken over, with a note
+    naming it; the holder removes the file when it is done.
     """
     path = Path(folder) / LOCK_NAME
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held across the yield
-    try:
+    for _ in range(20):
+        handle = _open_lock(path, key, os.O_RDWR | os.O_CREAT)  # held across the yield
+        if handle is None:
+            raise BatchBusy(f"batch {key!r}: its folder {folder} is gone: `onyx list` shows the batches")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise BatchBusy(
-                f"batch {key!r} is in use by another onyx process ({holder}): wait for it to finish, "
-                "then try again") from None
+            holder = next(iter(handle.read(LOCK_LINE_MAX).strip().splitlines()), "another process")
+            handle.close()
+            raise batch_busy(key, holder) from None
+        try:
+            same_file = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same_file = False
+        if same_file:
+            break
+        handle.close()  # the previous holder removed the file between our open and our lock
+    else:
+        raise BatchBusy(f"batch {key!r}: its lock file {path} keeps changing hands: try again")
+    try:
+        handle.seek(0)
+        left = next(iter(handle.read(LOCK_LINE_MAX).strip().splitlines()), "")
+        if left and note is not None:
+            holder = _holder(left)
+            gone = (holder is not None and holder[1] == socket.gethostname() and not _pid_alive(holder[0]))
+            note(f"batch {key}: took over the lock left by {left}"
+                 + (" (that process is gone)" if gone else " (it no longer holds it)"))
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
         yield
     finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still locked: a waiter that opened it retries on the new file
         handle.close()
 
 

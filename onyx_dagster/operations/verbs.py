@@ -8,23 +8,42 @@ writes anything, and refuses with an ``OperationError`` (exit code 2) naming the
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import DagsterInstance
-
 from onyx_tools.errors import ToolError
 from onyx_tools.layout import is_valid_batch_key
 from onyx_tools.manifest import file_sha256
 from onyx_tools.video import probe_video
 
-from ..batches import BatchError, BatchSettings, add_batch, check_batch_key, parse_settings, read_settings, validate_new_batch
+from ..batches import (
+    BatchError,
+    BatchSettings,
+    add_batch,
+    check_batch_key,
+    parse_settings,
+    read_settings,
+    validate_new_batch,
+)
 from ..partitions import batches
 from ..recipes import UnknownRecipeError, get_recipe, recipe_name
-from .context import Onyx
+from .batch_paths import checked_batch_folder
+from . import overrides
+from .context import RECIPE_ASSETS, Onyx
 from .errors import OperationError
 from .execute import Plan, execute_plan, new_batch_plan, plan_batch
-from .state import LOCK_NAME, batch_lock, batch_states, ensure_idle, known_recipes, last_run
+from .state import (
+    batch_busy,
+    batch_lock,
+    batch_states,
+    ensure_idle,
+    known_recipes,
+    last_run,
+    lock_holder,
+    reap_dead_runs,
+)
 
 
 def boundary(call, *args, **kwargs):
@@ -57,10 +76,43 @@ class NewBatch:
     video_info: object
 
 
-def prepare_run(onyx: Onyx, raw_settings: dict, key: str | None, until: str | None = None) -> NewBatch:
-    """Every check of ``onyx run``; writes nothing."""
+def check_prerequisites(onyx: Onyx, plan: Plan, settings: BatchSettings, masks: bool | None = None) -> Plan:
+    """Preflight of a plan, before anything is written: without masks where the user said so
+    (``--masks off``, ONYX_MASKS=off; the plan says it), then every prerequisite of its steps
+    (``onyx_dagster.preflight``). A missing one refuses the verb with the fix (exit 2)."""
+    from ..preflight import check_run, describe, shape_for_batch
+    from ..settings import OnyxSettings
+
+    onyx_settings = OnyxSettings.from_env()
+    if masks is None:
+        masks = onyx_settings.masks
+    if not masks:
+        dropped = False
+        for run in plan.runs:
+            if "masks" in run.assets:
+                run.assets.remove("masks")
+                dropped = True
+        if dropped:
+            plan.notes.append(f"masks: off (--masks off or ONYX_MASKS=off): the sky and passers-by stay in the "
+                              f"scene; `onyx resume {plan.batch}` adds the masks later")
+    steps = [name for run in plan.runs for name in run.assets]
+    recipes = [run.recipe for run in plan.runs if run.recipe and "reconstruction" in run.assets]
+    frames_config = plan.overrides.by_asset.get("frames")
+    masks_config = plan.overrides.by_asset.get("masks") or {}
+    shape = shape_for_batch(steps, onyx.data_root, settings, recipes, frames_config=frames_config,
+                            masks_model_dir=masks_config.get("model_dir"))
+    problems = check_run(shape, runner=onyx.defs.resources.get("runner"), settings=onyx_settings)
+    if problems:
+        raise OperationError(describe(problems, f"batch {plan.batch}"))
+    return plan
+
+
+def prepare_run(onyx: Onyx, raw_settings: dict, key: str | None, until: str | None = None,
+                sets: Sequence[str] = (), masks: bool | None = None, preflight: bool = True) -> NewBatch:
+    """Every check of ``onyx run`` (``preflight=False``: of ``onyx add``, which runs nothing); writes nothing."""
     settings = boundary(parse_settings, raw_settings)
     boundary(get_recipe, settings.recipe)
+    settings_overrides = overrides.parse(sets, recipes=[settings.recipe], scene=settings.scene)
     automatic = key is None
     if automatic:
         boundary(probe_video, settings.input)  # a clear message before hashing a missing file
@@ -74,17 +126,22 @@ def prepare_run(onyx: Onyx, raw_settings: dict, key: str | None, until: str | No
                 f"this video is already batch {key!r} (same name and content): `onyx resume {key}` to finish it, "
                 f"`onyx fork {key} --mode M --quality Q` for another recipe, or --batch NEWKEY for a separate batch")
     info = boundary(validate_new_batch, onyx.reader_instance(), onyx.data_root, key, settings)
-    return NewBatch(key=key, settings=settings, plan=new_batch_plan(onyx, key, settings.recipe, until), video_info=info)
+    plan = new_batch_plan(onyx, key, settings.recipe, until)
+    if settings_overrides:
+        plan.apply(settings_overrides)
+    if preflight:
+        check_prerequisites(onyx, plan, settings, masks)
+    return NewBatch(key=key, settings=settings, plan=plan, video_info=info)
 
 
 def ensure_idle_readonly(onyx: Onyx, key: str) -> None:
     instance = onyx.instance(create=False)
     if instance is not None:
-        ensure_idle(instance, key)
+        ensure_idle(instance, key, onyx.note)
     folder = onyx.layout(key).root
-    if (folder / LOCK_NAME).is_file() and not folder.is_symlink():
-        with batch_lock(folder, key):
-            pass
+    holder = None if folder.is_symlink() else lock_holder(folder, key)
+    if holder is not None:
+        raise batch_busy(key, holder)
 
 
 def create_batch(onyx: Onyx, prepared: NewBatch):
@@ -101,7 +158,7 @@ def create_batch(onyx: Onyx, prepared: NewBatch):
 def run_new(onyx: Onyx, prepared: NewBatch, **execute_kwargs):
     """Create the batch (batch.json once, the partition) and materialise its first recipe."""
     layout = create_batch(onyx, prepared)
-    with batch_lock(layout.root, prepared.key):
+    with batch_lock(layout.root, prepared.key, onyx.note):
         return execute_plan(onyx, prepared.plan, verb="run", **execute_kwargs)
 
 
@@ -110,6 +167,8 @@ def load_batch(onyx: Onyx, key: str) -> BatchSettings:
     layout = onyx.layout(key)
     instance = onyx.instance(create=False)
     registered = instance is not None and instance.has_dynamic_partition(batches.name, key)
+    if os.path.lexists(layout.root):
+        checked_batch_folder(onyx.data_root, key)
     if not layout.root.is_dir():
         where = "registered in Dagster but its folder is gone" if registered else "does not exist"
         raise OperationError(
@@ -122,21 +181,41 @@ def load_batch(onyx: Onyx, key: str) -> BatchSettings:
     return boundary(read_settings, layout)
 
 
-def plan_resume(onyx: Onyx, key: str, from_step: str | None = None, until: str | None = None) -> Plan:
+VIEWER_PAGE = ("viewer", "viewer.html")  # output/<recipe>/viewer/viewer.html (onyx_viewer)
+
+
+def viewer_page(onyx: Onyx, key: str, recipe: str | None = None) -> Path:
+    """The batch's viewer page for ``recipe`` (default: the batch's own recipe), checked to exist."""
+    settings = load_batch(onyx, key)
+    recipe = recipe or settings.recipe
+    boundary(get_recipe, recipe)
+    page = onyx.layout(key).recipe_output(recipe).joinpath(*VIEWER_PAGE)
+    if not page.is_file():
+        raise OperationError(
+            f"batch {key!r} has no viewer page for recipe {recipe} yet ({page} is missing): materialise it with "
+            f"`onyx resume {key}` (the VIEWER step), or `onyx fork {key}` for another recipe first")
+    return page
+
+
+def plan_resume(onyx: Onyx, key: str, from_step: str | None = None, until: str | None = None,
+                sets: Sequence[str] = (), masks: bool | None = None) -> Plan:
     settings = load_batch(onyx, key)
     instance = onyx.instance()
-    ensure_idle(instance, key)
+    ensure_idle(instance, key, onyx.note)
     recipes = known_recipes(onyx, instance, key, settings.recipe) if onyx.has_recipe_assets else []
-    return plan_batch(onyx, instance, key, recipes, from_step=from_step, until=until)
+    settings_overrides = overrides.parse(sets, recipes=recipes, scene=settings.scene, steps=onyx.asset_names)
+    plan = plan_batch(onyx, instance, key, recipes, from_step=from_step, until=until, overrides=settings_overrides)
+    return check_prerequisites(onyx, plan, settings, masks)
 
 
 def execute_locked(onyx: Onyx, key: str, plan: Plan, verb: str, **execute_kwargs):
-    with batch_lock(onyx.layout(key).root, key):
-        ensure_idle(onyx.instance(), key)  # again, under the lock
+    with batch_lock(onyx.layout(key).root, key, onyx.note):
+        ensure_idle(onyx.instance(), key, onyx.note)  # again, under the lock
         return execute_plan(onyx, plan, verb=verb, **execute_kwargs)
 
 
-def plan_fork(onyx: Onyx, key: str, mode: str, quality: str) -> Plan:
+def plan_fork(onyx: Onyx, key: str, mode: str, quality: str, sets: Sequence[str] = (),
+              masks: bool | None = None) -> Plan:
     settings = load_batch(onyx, key)
     recipe = recipe_name(mode, quality)
     errors = []
@@ -149,9 +228,11 @@ def plan_fork(onyx: Onyx, key: str, mode: str, quality: str) -> Plan:
     boundary(get_recipe, recipe)
     if not onyx.has_recipe_assets:
         raise OperationError("this code location has no reconstruction asset yet: fork needs it")
+    settings_overrides = overrides.parse(sets, recipes=[recipe], scene=settings.scene,
+                                         steps=[name for name in RECIPE_ASSETS if onyx.has_asset(name)])
     instance = onyx.instance()
-    ensure_idle(instance, key)
-    plan = plan_batch(onyx, instance, key, [recipe], include_batch_assets=False)
+    ensure_idle(instance, key, onyx.note)
+    plan = plan_batch(onyx, instance, key, [recipe], include_batch_assets=False, overrides=settings_overrides)
     if plan.empty:
         states = batch_states(onyx, instance, key, [recipe])["recipes"][recipe]
         done = next(iter(states.values()))
@@ -160,7 +241,7 @@ def plan_fork(onyx: Onyx, key: str, mode: str, quality: str) -> Plan:
             f"batch {key!r} already has recipe {recipe}{current} complete (materialised {done.time}, "
             f"run {done.run_id or 'imported'}): choose another --mode/--quality, or "
             f"`onyx resume {key} --from-step RECONSTRUCTION` to redo it")
-    return plan
+    return check_prerequisites(onyx, plan, settings, masks)
 
 
 # -- list ----------------------------------------------------------------------------
@@ -188,6 +269,8 @@ def list_batches(onyx: Onyx) -> list[dict]:
     keys = sorted(on_disk | (registered))
     rows = []
     for key in keys:
+        if instance is not None:
+            reap_dead_runs(instance, key, onyx.note)  # a run whose process is gone is failed, in Dagster too
         layout = onyx.layout(key)
         row: dict = {"batch": key, "folder": str(layout.root), "registered": key in registered,
                      "on_disk": key in on_disk}

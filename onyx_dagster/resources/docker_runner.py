@@ -29,20 +29,39 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from dagster import Failure, PipesClientCompletedInvocation
-from dagster._core.errors import DagsterExecutionInterruptedError, DagsterPipesExecutionError
-from dagster._core.pipes.utils import open_pipes_session
+from dagster import (
+    DagsterExecutionInterruptedError,
+    Failure,
+    PipesClientCompletedInvocation,
+    open_pipes_session,
+)
 from dagster_docker import PipesDockerClient
 from dagster_docker.pipes import PipesDockerLogsMessageReader
 from pydantic import Field
 
-from .. import images
+from ..dagster_internals import (
+    DagsterPipesExecutionError,
+    capture_interrupts,
+    check_captured_interrupt,
+)
+from ..install.docker import (
+    LABEL_MANAGED,
+    DockerProblem,
+    docker_client,
+    image_name,
+    image_present,
+    missing_image_message,
+    no_nvidia_message,
+    short,
+)
+from ..install.images import pull_image
+from ..settings import OnyxSettings
 from .runners import ToolRunner
 
 CONTAINER_DATA = "/data"
 CONTAINER_INPUTS = "/inputs"
 LABEL_PREFIX = "onyx."
-MANAGED_LABEL = images.LABEL_MANAGED  # "onyx.managed"
+MANAGED_LABEL = LABEL_MANAGED  # "onyx.managed"
 
 GpuPolicy = Literal["require", "prefer"]
 
@@ -106,7 +125,7 @@ class OnyxPipesDockerClient(PipesDockerClient):
     ) -> PipesClientCompletedInvocation:
         import docker.errors
 
-        client = self._docker_client or images.docker_client()
+        client = self._docker_client or docker_client()
         kwargs = dict(container_kwargs or {})
         with open_pipes_session(
             context=context,
@@ -131,7 +150,7 @@ class OnyxPipesDockerClient(PipesDockerClient):
                     _remove_container(container, 0)
                     if not gpu_fallback:
                         raise GpuUnavailable(
-                            description=f"{images.no_nvidia_message()} (Docker said: {images._short(error, 200)})"
+                            description=f"{no_nvidia_message()} (Docker said: {short(error, 200)})"
                         ) from None
                     context.log.warning(
                         f"no NVIDIA runtime in Docker on this host: running {image} without a GPU "
@@ -155,8 +174,6 @@ class OnyxPipesDockerClient(PipesDockerClient):
     def _dispose(self, container) -> None:
         # Cleaning up must not itself be cut short by a second interrupt (the run being terminated
         # sends more than one): hold interrupts, then re-raise one that arrived meanwhile.
-        from dagster._utils.interrupts import capture_interrupts, check_captured_interrupt
-
         interrupted = False
         with capture_interrupts():
             try:
@@ -195,7 +212,7 @@ def check_batch_dir(batch_dir: Path, uid: int, gid: int) -> None:
             f"batch folder not writable by the container user {uid}:{gid}: {listed} "
             f"(owner {first.st_uid}:{first.st_gid}, mode {stat.filemode(first.st_mode)}). The docker runner "
             f"runs tools as {uid}:{gid}: run the orchestrator as the folder's owner, `chown -R {uid}:{gid} "
-            f"{batch_dir}`, or set the runner's user (ONYX_DOCKER_USER) to the owner"))
+            f"{batch_dir}`, or set ONYX_DOCKER_USER to the owner"))
 
 
 def _label_value(value: object) -> str:
@@ -245,26 +262,19 @@ class DockerRunner(ToolRunner):
     pull_missing: bool = Field(False, description="pull a missing image instead of failing")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DockerRunner:
-        """ONYX_IMAGE_PREFIX (or ONYX_REGISTRY), ONYX_IMAGE_TAG (or ONYX_TAG), ONYX_DOCKER_USER,
-        ONYX_GPU_POLICY, ONYX_DOCKER_GPUS (0/1), ONYX_DOCKER_NETWORK, ONYX_DOCKER_PULL (0/1)."""
-        env = os.environ if environ is None else environ
-        settings: dict[str, Any] = {
-            "image_prefix": env.get("ONYX_IMAGE_PREFIX", env.get("ONYX_REGISTRY", "")),
-            "tag": env.get("ONYX_IMAGE_TAG", env.get("ONYX_TAG", "latest")),
-            "gpu_policy": env.get("ONYX_GPU_POLICY", "prefer"),
-            "network_mode": env.get("ONYX_DOCKER_NETWORK", "none"),
-        }
-        if env.get("ONYX_DOCKER_USER"):
-            settings["user"] = env["ONYX_DOCKER_USER"]
-        if env.get("ONYX_DOCKER_GPUS"):
-            settings["use_gpus"] = env["ONYX_DOCKER_GPUS"].lower() not in ("0", "false", "no")
-        if env.get("ONYX_DOCKER_PULL"):
-            settings["pull_missing"] = env["ONYX_DOCKER_PULL"].lower() in ("1", "true", "yes")
-        return cls(**settings)
+    def from_settings(cls, settings: OnyxSettings) -> DockerRunner:
+        return cls(
+            image_prefix=settings.image_prefix,
+            tag=settings.image_tag,
+            user=settings.docker_user,
+            gpu_policy=settings.gpu_policy,
+            use_gpus=settings.docker_gpus,
+            network_mode=settings.docker_network,
+            pull_missing=settings.docker_pull,
+        )
 
     def image(self, tool: str) -> str:
-        return images.image_name(tool, self.image_prefix, self.tag)
+        return image_name(tool, self.image_prefix, self.tag)
 
     def uid_gid(self) -> tuple[int, int]:
         if self.user:
@@ -274,16 +284,16 @@ class DockerRunner(ToolRunner):
 
     def _ensure_image(self, client, tool: str, context) -> str:
         name = self.image(tool)
-        if images.image_present(client, name):
+        if image_present(client, name):
             return name
         if self.pull_missing:
             context.log.info(f"pulling {name}")
             try:
-                images.pull_image(client, name, out=context.log.info)
+                pull_image(client, name, out=context.log.info)
                 return name
-            except images.DockerProblem as error:
-                raise Failure(description=f"{images.missing_image_message(name, tool)} (pull failed: {error})") from None
-        raise Failure(description=images.missing_image_message(name, tool))
+            except DockerProblem as error:
+                raise Failure(description=f"{missing_image_message(name, tool)} (pull failed: {error})") from None
+        raise Failure(description=missing_image_message(name, tool))
 
     def container_settings(self, context, *, tool: str, batch_dir: Path, inputs: Mapping[str, Path],
                            gpu: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -325,8 +335,8 @@ class DockerRunner(ToolRunner):
     def launch(self, context, *, tool, batch_dir, params, inputs, gpu):
         batch_dir = Path(batch_dir).resolve()
         try:
-            client = images.docker_client()
-        except images.DockerProblem as error:
+            client = docker_client()
+        except DockerProblem as error:
             raise Failure(description=f"{tool}: {error}") from None
         image = self._ensure_image(client, tool, context)
         uid, gid = self.uid_gid()
@@ -345,7 +355,7 @@ class DockerRunner(ToolRunner):
 
 def onyx_containers(client=None, *, run_id: str | None = None, include_running: bool = True) -> list:
     """The containers the docker runner started (label onyx.managed=true), optionally of one run."""
-    client = client or images.docker_client()
+    client = client or docker_client()
     filters = {"label": [f"{MANAGED_LABEL}=true"] + ([f"{LABEL_PREFIX}run_id={run_id}"] if run_id else [])}
     containers = client.containers.list(all=True, filters=filters, ignore_removed=True)
     if not include_running:
@@ -362,7 +372,7 @@ def remove_leftover_containers(client=None, *, instance=None, run_id: str | None
     """
     from dagster import DagsterRunStatus
 
-    client = client or images.docker_client()
+    client = client or docker_client()
     alive = {DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.QUEUED,
              DagsterRunStatus.NOT_STARTED, DagsterRunStatus.CANCELING}
     removed = []

@@ -26,10 +26,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dagster import Failure
-from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import Field
 
-from .. import images
+from ..dagster_internals import DagsterPipesExecutionError
+from ..install.docker import image_name
+from ..settings import OnyxSettings
 from .runners import ToolRunner
 
 CONTAINER_DATA = "/data"
@@ -77,35 +78,24 @@ class K8sRunner(ToolRunner):
     kubeconfig_file: str | None = Field(None, description="None: in-cluster config (else ~/.kube/config)")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> K8sRunner:
-        """ONYX_IMAGE_PREFIX (or ONYX_REGISTRY), ONYX_IMAGE_TAG (or ONYX_TAG), ONYX_K8S_NAMESPACE,
-        ONYX_K8S_DATA_CLAIM, ONYX_K8S_DATA_MOUNT, ONYX_K8S_GPUS, ONYX_K8S_GPU_NODE_SELECTOR
-        (k=v,k=v), ONYX_K8S_RUN_AS (uid:gid), ONYX_K8S_PULL_SECRETS (a,b)."""
-        env = os.environ if environ is None else environ
-        settings: dict[str, Any] = {
-            "image_prefix": env.get("ONYX_IMAGE_PREFIX", env.get("ONYX_REGISTRY", "")),
-            "tag": env.get("ONYX_IMAGE_TAG", env.get("ONYX_TAG", "latest")),
-        }
-        if env.get("ONYX_K8S_NAMESPACE"):
-            settings["namespace"] = env["ONYX_K8S_NAMESPACE"]
-        if env.get("ONYX_K8S_DATA_CLAIM"):
-            settings["data_claim"] = env["ONYX_K8S_DATA_CLAIM"]
-        if env.get("ONYX_K8S_DATA_MOUNT"):
-            settings["data_mount"] = env["ONYX_K8S_DATA_MOUNT"]
-        if env.get("ONYX_K8S_GPUS"):
-            settings["gpus"] = int(env["ONYX_K8S_GPUS"])
-        if "ONYX_K8S_GPU_NODE_SELECTOR" in env:
-            pairs = [item.split("=", 1) for item in env["ONYX_K8S_GPU_NODE_SELECTOR"].split(",") if "=" in item]
-            settings["gpu_node_selector"] = {key.strip(): value.strip() for key, value in pairs}
-        if env.get("ONYX_K8S_RUN_AS"):
-            uid, _, gid = env["ONYX_K8S_RUN_AS"].partition(":")
-            settings["run_as_user"], settings["run_as_group"] = int(uid), int(gid or uid)
-        if env.get("ONYX_K8S_PULL_SECRETS"):
-            settings["image_pull_secrets"] = [s.strip() for s in env["ONYX_K8S_PULL_SECRETS"].split(",") if s.strip()]
-        return cls(**settings)
+    def from_settings(cls, settings: OnyxSettings) -> K8sRunner:
+        pairs = [item.split("=", 1) for item in settings.k8s_gpu_node_selector.split(",") if "=" in item]
+        uid, _, gid = settings.k8s_run_as.partition(":")
+        return cls(
+            image_prefix=settings.image_prefix,
+            tag=settings.image_tag,
+            namespace=settings.k8s_namespace,
+            data_claim=settings.k8s_data_claim,
+            data_mount=settings.k8s_data_mount,
+            gpus=settings.k8s_gpus,
+            gpu_node_selector={key.strip(): value.strip() for key, value in pairs},
+            run_as_user=int(uid),
+            run_as_group=int(gid or uid),
+            image_pull_secrets=[s.strip() for s in (settings.k8s_pull_secrets or "").split(",") if s.strip()],
+        )
 
     def image(self, tool: str) -> str:
-        return images.image_name(tool, self.image_prefix, self.tag)
+        return image_name(tool, self.image_prefix, self.tag)
 
     def volume_path(self, path: Path, what: str) -> str:
         """``path`` (as Dagster's pods see it) relative to the data volume: the pod's subPath."""
@@ -188,6 +178,10 @@ class K8sRunner(ToolRunner):
 
         return PipesK8sClient(kubeconfig_file=self.kubeconfig_file,
                               load_incluster_config=None if self.kubeconfig_file is None else False)
+
+    def preflight(self, context, batch_dir):
+        """Nothing to ask from here: the cluster schedules the GPUs (node selector), pulls the images and
+        mounts the data volume in the pod; a missing one is the pod's own failure, with its reason."""
 
     def launch(self, context, *, tool, batch_dir, params, inputs, gpu):
         from dagster_k8s.client import DagsterK8sError

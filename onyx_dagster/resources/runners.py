@@ -21,10 +21,12 @@ from dagster import (
     PipesClientCompletedInvocation,
     PipesSubprocessClient,
 )
-from dagster._core.errors import DagsterPipesExecutionError
+from onyx_segformer.config import WEIGHTS_ENV
+from onyx_tools.tool import UNEXPECTED, disk_full_reason, last_failure
 from pydantic import Field
 
-from onyx_tools.tool import UNEXPECTED, disk_full_reason, last_failure
+from ..dagster_internals import DagsterPipesExecutionError
+from ..install.weights import segformer_folder
 
 
 class ToolRunner(ConfigurableResource):
@@ -45,6 +47,7 @@ class ToolRunner(ConfigurableResource):
         inputs: Mapping[str, Path] | None = None,
         gpu: bool = False,
     ) -> PipesClientCompletedInvocation:
+        self.preflight(context, Path(batch_dir))
         try:
             return self.launch(context, tool=tool, batch_dir=Path(batch_dir), params=params,
                                inputs=inputs or {}, gpu=gpu)
@@ -56,6 +59,17 @@ class ToolRunner(ConfigurableResource):
             raise Failure(description=f"{tool} failed: {disk_full or told or error}",
                           metadata={"log_path": str(Path(batch_dir) / "logs" / f"{tool}.log")},
                           allow_retries=retry) from error
+
+    def preflight(self, context: AssetExecutionContext, batch_dir: Path) -> None:
+        """Before a tool starts: what this step and every later step of the run need
+        (``onyx_dagster.preflight``), so a launched backfill whose masks cannot run fails at its
+        first tool step, not after the reconstruction. Fails the step without retries."""
+        from ..preflight import check_run, describe, run_shape_for_step
+
+        shape = run_shape_for_step(context, Path(batch_dir))
+        problems = check_run(shape, runner=self)
+        if problems:
+            raise Failure(description=describe(problems, f"run {context.run_id[:8]}"), allow_retries=False)
 
     def launch(
         self,
@@ -76,6 +90,9 @@ class LocalRunner(ToolRunner):
     python: str = Field(default_factory=lambda: sys.executable, description="interpreter that has the tools")
     cuda_visible_devices: str | None = Field(
         None, description="CUDA_VISIBLE_DEVICES for GPU steps; '' hides GPUs, None inherits")
+    weights: str | None = Field(
+        None, description="the weights cache (ONYX_WEIGHTS): SegFormer's folder in it is the masks step's "
+                          "default when ONYX_SEGFORMER_WEIGHTS is not set")
 
     def launch(self, context, *, tool, batch_dir, params, inputs, gpu):
         extras = {
@@ -86,6 +103,8 @@ class LocalRunner(ToolRunner):
         env = {"ONYX_PARENT_PID": str(os.getpid())}  # the tool dies with this process
         if self.cuda_visible_devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.cuda_visible_devices
+        if self.weights and tool == "segformer" and not os.environ.get(WEIGHTS_ENV):
+            env[WEIGHTS_ENV] = str(segformer_folder(Path(self.weights)))
         client = PipesSubprocessClient(env={**os.environ, **env})
         return client.run(
             context=context,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagster import ConfigurableResource, Failure
-from pydantic import Field
-
 from onyx_tools.layout import BatchLayout
+from pydantic import Field
 
 from ..batches import BatchError, BatchSettings, batch_layout, read_settings
 

@@ -2,7 +2,7 @@
 # The offline CPU root image: a minimal Debian (bookworm) root file system with python3, python3-venv,
 # ffmpeg and ca-certificates, made with debootstrap and loaded with `docker import`.
 # For machines that reach no image registry (only the Debian mirror and PyPI). The tool images are
-# then built on top of it with --build-arg BASE_IMAGE=... (see python -m onyx_dagster.images --help).
+# then built on top of it with --build-arg BASE_IMAGE=... (see onyx install --help).
 #
 #   scripts/docker/bootstrap-base.sh [--force] [--image NAME:TAG] [--tarball PATH]
 #

@@ -33,7 +33,9 @@ class Ticker:
 
 
 @pytest.fixture
-def ticker(dagster_instance, tmp_path, data_root):
+def ticker(dagster_instance, tmp_path, data_root, installed_weights, monkeypatch):
+    monkeypatch.setenv("ONYX_WEIGHTS", str(installed_weights))  # outdoor batches' masks can run
+    monkeypatch.delenv("ONYX_SEGFORMER_WEIGHTS", raising=False)
     drop = tmp_path / "drop"
     drop.mkdir()
     return Ticker(dagster_instance, drop, data_root)
@@ -95,7 +97,8 @@ def test_sidecar_and_folder_settings_override_defaults(ticker, stone_sign):
     shutil.copy(stone_sign, ticker.drop / "side.mp4")
     with open(ticker.drop / "side.mp4", "ab") as handle:
         handle.write(b"\0" * 16)                     # other content, so another batch
-    (ticker.drop / "side.onyx.yaml").write_text("scene: indoor\nquality: production\ninterval: 0.5\n")
+    # (gaussian-production is MILo, which the preflight refuses where no GPU is visible)
+    (ticker.drop / "side.onyx.yaml").write_text("scene: indoor\nquality: proto\ninterval: 0.5\n")
     ticker.tick()
     ticker.tick()
     by_name = {key.rsplit("-", 1)[0]: json.loads((ticker.data_root / key / "batch.json").read_text())
@@ -119,3 +122,32 @@ def test_invalid_sidecar_is_rejected_clearly(ticker, stone_sign, capfd):
     ticker.tick()
     assert "scene: got 'beach', expected 'indoor' or 'outdoor'" in capfd.readouterr().err
     assert ticker.batches() == []
+
+
+def test_a_video_whose_run_cannot_start_waits_and_says_why_once(ticker, stone_sign, capfd, monkeypatch, tmp_path,
+                                                                 installed_weights):
+    """Preflight in the sensor: no batch and no run while the masks' weights are missing, the reason
+    logged once with its fix; taken on the tick after they are installed. ONYX_MASKS=off: no masks."""
+    from onyx_dagster.defs.masks import masks
+
+    monkeypatch.setenv("ONYX_WEIGHTS", str(tmp_path / "no-weights-here"))
+    shutil.copy(stone_sign, ticker.drop / "walk.mp4")
+    ticker.tick()
+    capfd.readouterr()
+    assert ticker.tick().run_requests == [] and ticker.batches() == []
+    log = capfd.readouterr().err
+    assert "walk.mp4 (batch walk-" in log and "cannot start, nothing was written" in log
+    assert "SegFormer weights are not installed" in log and "onyx install --weights" in log
+    assert ticker.tick().run_requests == [] and "SegFormer" not in capfd.readouterr().err  # said once
+    monkeypatch.setenv("ONYX_WEIGHTS", str(installed_weights))
+    result = ticker.tick()
+    assert len(result.run_requests) == 2 and masks.key in result.run_requests[1].asset_selection
+    monkeypatch.setenv("ONYX_WEIGHTS", str(tmp_path / "no-weights-here"))
+    monkeypatch.setenv("ONYX_MASKS", "off")
+    shutil.copy(stone_sign, ticker.drop / "other.mp4")
+    with open(ticker.drop / "other.mp4", "ab") as handle:
+        handle.write(b"\0" * 16)                     # other content, so another batch
+    ticker.tick()
+    result = ticker.tick()
+    assert len(result.run_requests) == 2 and masks.key not in result.run_requests[1].asset_selection
+    assert "masks off (ONYX_MASKS=off)" in capfd.readouterr().err

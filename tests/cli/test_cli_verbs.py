@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import zipfile
@@ -94,8 +95,13 @@ def test_run_resume_from_step_and_fork(fake_env, tiny_video, capsys):
 def test_failed_step_then_resume(fake_env, tiny_video, capsys, monkeypatch):
     root = fake_env
     monkeypatch.setenv("ONYX_FAKE_FAIL_SPARSE_MODEL", "1")
-    code, _, err = onyx(capsys, "run", "-i", tiny_video, "-o", root, *RUN, "--batch", "b2")
+    code, out, err = onyx(capsys, "run", "-i", tiny_video, "-o", root, *RUN, "--batch", "b2")
     assert code == 1 and "sparse_model" in err and "onyx resume b2" in err
+    # the step's own reason, never Dagster's class names or its wrapper's words
+    assert "sparse_model failed on purpose" in err
+    for internal in ("dagster._core", "DagsterExecutionStepExecutionError", "Error occurred while executing",
+                     "RuntimeError"):
+        assert internal not in out + err, (internal, out + err)
     assert not (root / "b2/sparse/0").exists()  # the failed step published nothing
     row = listing(capsys, root)["b2"]
     assert row["assets"]["sparse_model"]["state"] == "failed"
@@ -153,25 +159,80 @@ def _wait_for_step(root: Path, key: str, step: str, timeout: float = 60.0) -> st
 
 
 def test_kill9_during_sfm_then_resume(fake_env, tiny_video):
+    """After kill -9 of `onyx run`: `list` reports the run failed, in the Dagster instance itself (what
+    the UI reads), and the lock the dead process left is taken over with a note and removed after."""
+    from dagster import DagsterRunStatus
+
     root = fake_env
     env = subprocess_env(ONYX_DEFINITIONS="fake_defs:defs", ONYX_FAKE_SLEEP_SPARSE_MODEL=60)
     proc = subprocess.Popen([*ONYX, "run", "-i", tiny_video, "-o", root, *RUN, "--batch", "k9"],
                             env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        _wait_for_step(root, "k9", "sparse_model")
+        run_id = _wait_for_step(root, "k9", "sparse_model")
         assert (root / "k9/images").is_dir()
         assert not (root / "k9/sparse/0").exists()  # staged in a hidden temporary, not published
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     env.pop("ONYX_FAKE_SLEEP_SPARSE_MODEL")
+    lock = root / "k9" / ".lock"
+    assert lock.read_text().strip() == f"pid {proc.pid} on {socket.gethostname()}"  # what kill -9 leaves
+    listed = subprocess.run([*ONYX, "list", root, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert f"note: batch k9: run {run_id} marked failed: the onyx process (pid {proc.pid}" in listed.stderr
+    row = json.loads(listed.stdout)["batches"][0]
+    assert row["assets"]["sparse_model"]["state"] == "failed" and row["last_run"]["status"] == "failure"
+    instance = instance_of(root)
+    try:
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE  # the UI agrees
+    finally:
+        instance.dispose()
+    assert lock.is_file()  # list reads the lock, never takes it
     done = subprocess.run([*ONYX, "resume", "k9", "-d", root, "-q"], env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "sparse_model (failed)" in done.stdout
+    assert f"note: batch k9: took over the lock left by pid {proc.pid} on {socket.gethostname()} " \
+           "(that process is gone)" in done.stderr
+    assert not lock.exists(), "the lock outlived the resume that held it"
     assert count(root, "frames", "k9") == 1 and count(root, "sparse_model", "k9") == 1
     assert sorted(p.name for p in (root / "k9/sparse/0").iterdir()) == [f"sparse_model_{i:03d}.txt" for i in range(4)]
     assert not list((root / "k9/sparse").glob(".tmp-*"))
+
+
+def test_dead_onyx_runs_sensor_fails_only_the_runs_whose_process_is_gone(tmp_path):
+    """Where a daemon runs, the sensor marks failed a run whose onyx process is gone; a live one stays."""
+    from dagster import DagsterRunStatus, build_sensor_context, instance_for_test, job, op
+
+    from onyx_dagster.defs.dead_runs import dead_onyx_runs
+    from onyx_dagster.operations.state import TAG_BATCH, TAG_HOST, TAG_PID
+
+    @op
+    def step():
+        pass
+
+    @job
+    def stand_in():
+        step()
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        with instance_for_test(temp_dir=str(tmp_path)) as instance:
+            runs = {name: instance.create_run_for_job(
+                stand_in, status=DagsterRunStatus.STARTED,
+                tags={TAG_BATCH: name, TAG_PID: str(pid), TAG_HOST: socket.gethostname()}).run_id
+                    for name, pid in (("gone", gone.pid), ("alive", alive.pid))}
+            result = dead_onyx_runs(build_sensor_context(instance=instance))
+            assert "1 run(s) marked failed" in str(result.skip_message)
+            assert instance.get_run_by_id(runs["gone"]).status == DagsterRunStatus.FAILURE
+            assert instance.get_run_by_id(runs["alive"]).status == DagsterRunStatus.STARTED
+            assert "no run of a dead onyx process" in str(dead_onyx_runs(build_sensor_context(instance=instance))
+                                                          .skip_message)
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_second_run_on_same_batch_refused(fake_env, tiny_video, capsys):
@@ -214,6 +275,14 @@ def test_batch_lock_refuses_a_second_writer(fake_env, tiny_video, capsys):
     finally:
         holder.kill()
         holder.wait()
+    # A lock file planted as a symlink is never written through (the holder's line would land in its target).
+    victim = root.parent / "victim.txt"
+    victim.write_text("precious\n")
+    (root / "locked/.lock").unlink()
+    (root / "locked/.lock").symlink_to(victim)
+    code, _, err = onyx(capsys, "resume", "locked", "-d", root)
+    assert code == 2 and "a symlink or a folder is refused" in err, err
+    assert victim.read_text() == "precious\n"
 
 
 # -- export / import ------------------------------------------------------------------
@@ -255,7 +324,11 @@ def test_export_import_roundtrip(fake_env, tiny_video, tmp_path, capsys, monkeyp
     assert code == 2 and "--as NEWKEY" in err and snapshot(fresh) == before
     code, _, err = onyx(capsys, "import-batch", archive, "-o", fresh, "--as", "ex1-copy")
     assert code == 0, err
-    assert _checksums(fresh / "ex1-copy") == _checksums(root / "ex1")
+    copied, original = _checksums(fresh / "ex1-copy"), _checksums(root / "ex1")
+    assert copied.pop("batch.json") != original.pop("batch.json")  # its marker names the new key
+    assert copied == original
+    settings = json.loads((fresh / "ex1-copy" / "batch.json").read_text())
+    assert settings == {**json.loads((root / "ex1" / "batch.json").read_text()), "key": "ex1-copy"}
 
 
 def _hostile(tmp_path: Path, good: Path, name: str, mutate) -> Path:
@@ -361,3 +434,68 @@ def test_purge_safety_and_purge_all(fake_env, tiny_video, tmp_path, capsys, monk
     # the key is free again, and a new batch under it starts from nothing
     new_batch(capsys, root, tiny_video, "p2", "--until", "INGEST")
     assert count(root, "frames", "p2") == 1
+
+
+# -- --set: a step's settings for one run -----------------------------------------------
+def _config(root: Path, asset: str, partition: str) -> dict:
+    from dagster import AssetKey, AssetRecordsFilter
+
+    instance = instance_of(root)
+    try:
+        record = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1).records[0]
+        return record.asset_materialization.metadata["config"].value
+    finally:
+        instance.dispose()
+
+
+def test_set_reaches_the_step_and_runs_it_again(fake_env, tiny_video, capsys):
+    root = fake_env
+    out, _ = new_batch(capsys, root, tiny_video, "s1", "--set", "sparse_model.matching=exhaustive",
+                       "--set", "frames.interval=0.5")
+    assert "sparse_model with matching=exhaustive (--set)" in out
+    assert _config(root, "sparse_model", "s1")["matching"] == "exhaustive"
+    assert _config(root, "frames", "s1")["interval"] == 0.5
+    code, out, err = onyx(capsys, "resume", "s1", "-d", root, "--set", "sparse_model.mapper=global",
+                          "--set", "reconstruction.cpu_budget_s=30")
+    assert code == 0, err
+    plan = out.split("resume s1:")[1]
+    assert "sparse_model (--set)" in plan and "frames" not in plan.split("\n")[1]
+    given = _config(root, "sparse_model", "s1")
+    assert given["mapper"] == "global" and given["matching"] == "auto"  # this run's settings only
+    assert _config(root, "reconstruction", "s1|gaussian-proto")["settings"] == {"cpu_budget_s": 30.0}
+    assert count(root, "frames", "s1") == 1 and count(root, "sparse_model", "s1") == 2
+    assert count(root, "masks", "s1|gaussian-proto") == 2  # downstream of what ran again
+
+
+BAD_SETS = [
+    ("resume", ["nonsense"], "expected STEP.SETTING=VALUE"),
+    ("resume", ["video.input=/etc/passwd"], "'video' is not a step here"),
+    ("resume", ["sparse_model.matching=bogus"], "sparse_model.matching: got 'bogus'"),
+    ("resume", ["frames.interval=-1"], "frames.interval: Input should be greater than 0"),
+    ("resume", ["sparse_model.colour=red"], "sparse_model.colour: not a setting of sparse_model"),
+    ("resume", ["reconstruction.cpu_budget_s=fast"], "reconstruction.cpu_budget_s: Input should be a valid number"),
+    ("resume", ["reconstruction.lidar=1"], "reconstruction.lidar: not a setting"),
+    ("resume", ["masks.batch_size=0"], "masks.batch_size: Input should be greater than or equal to 1"),
+    ("resume", ["masks.batch_size=2", "masks.batch_size.x=1"], "set twice"),
+    ("resume", ["sparse_model.matching=[1"], "is not valid JSON"),
+    ("resume --from-step SFM", ["frames.interval=0.1"], "--set names frames, which this plan does not run"),
+    ("resume --until INGEST", ["sparse_model.mapper=global"], "add --from-step SFM (or remove --until)"),
+    ("fork", ["frames.interval=0.1"], "'frames' is not a step here"),
+    ("resume", ["reconstruction.scene=indoor"], "the batch's own choice (batch.json)"),
+]
+
+
+def test_bad_set_refused_with_nothing_written(fake_env, tiny_video, capsys):
+    """Every bad --set on one batch: exit 2, the message names the setting, nothing written."""
+    root = fake_env
+    new_batch(capsys, root, tiny_video, "s2")
+    before = snapshot(root), count(root, "sparse_model", "s2")
+    for verb, sets, says in BAD_SETS:
+        words = verb.split()
+        args = [words[0], "s2", "-d", root, *words[1:], *(x for item in sets for x in ("--set", item))]
+        if words[0] == "fork":
+            args += ["--mode", "photogrammetry", "--quality", "proto"]
+        code, _, err = onyx(capsys, *args)
+        assert code == 2 and says in err and "Traceback" not in err, (verb, sets, err)
+    assert (snapshot(root), count(root, "sparse_model", "s2")) == before

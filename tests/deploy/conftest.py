@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from components import require
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -68,8 +70,8 @@ def postgres():
     """A throwaway Postgres cluster on 127.0.0.1:<free port>; yields connection settings."""
     if postgres_bin() is None:
         reason = _apt_install("postgresql")
-        if reason or postgres_bin() is None:
-            pytest.skip(f"Postgres is not available: {reason or 'initdb not found after install'}")
+        require("postgres", not reason and postgres_bin() is not None,
+                f"Postgres is not available: {reason or 'initdb not found after install'}")
     bindir = postgres_bin()
     root = Path(tempfile.mkdtemp(prefix="onyx-pg-"))
     data, sockets = root / "data", root / "sock"
@@ -101,8 +103,8 @@ def redis_server():
     """redis-server on 127.0.0.1:<free port>, no persistence; yields its URL base."""
     if not shutil.which("redis-server"):
         reason = _apt_install("redis-server")
-        if reason or not shutil.which("redis-server"):
-            pytest.skip(f"Redis is not available: {reason or 'redis-server not found after install'}")
+        require("redis", not reason and bool(shutil.which("redis-server")),
+                f"Redis is not available: {reason or 'redis-server not found after install'}")
     root = Path(tempfile.mkdtemp(prefix="onyx-redis-"))
     port = free_port()
     process = subprocess.Popen(

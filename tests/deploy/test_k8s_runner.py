@@ -10,7 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-pytest.importorskip("dagster_k8s")
+from components import require_module
+
+require_module("dagster_k8s")
 
 from dagster import Failure  # noqa: E402
 from dagster_k8s.pipes import build_pod_body  # noqa: E402
@@ -75,12 +77,14 @@ def test_paths_off_the_data_volume_are_refused_with_the_fix():
         pod(K8sRunner(), inputs={"video": Path("/home/me/walk.mp4")})
 
 
-def test_from_env():
-    runner = K8sRunner.from_env({"ONYX_IMAGE_PREFIX": "reg.local/", "ONYX_IMAGE_TAG": "7",
+def test_from_settings():
+    from onyx_dagster.settings import OnyxSettings
+
+    runner = K8sRunner.from_settings(OnyxSettings.from_env({"ONYX_IMAGE_PREFIX": "reg.local/", "ONYX_IMAGE_TAG": "7",
                                  "ONYX_K8S_NAMESPACE": "onyx", "ONYX_K8S_DATA_CLAIM": "shared",
                                  "ONYX_K8S_DATA_MOUNT": "/mnt/o", "ONYX_K8S_GPUS": "2",
                                  "ONYX_K8S_GPU_NODE_SELECTOR": "nvidia.com/gpu.present=true",
-                                 "ONYX_K8S_RUN_AS": "1001:1002"})
+                                 "ONYX_K8S_RUN_AS": "1001:1002"}))
     assert (runner.image("sfm"), runner.namespace, runner.data_claim, runner.gpus) == \
         ("reg.local/onyx-sfm:7", "onyx", "shared", 2)
     assert runner.gpu_node_selector == {"nvidia.com/gpu.present": "true"}

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from onyx_dagster.settings import OnyxSettings
+
 REPO = Path(__file__).resolve().parents[2]
 PHASE2 = REPO / "deploy" / "phase2"
 K8S = REPO / "deploy" / "k8s"
@@ -68,15 +70,25 @@ def test_celery_yaml_is_what_the_workers_accept(env):
         assert config["config_source"][key] == value, key
 
 
-def test_executor_from_env():
-    from onyx_dagster.executors import batch_of, executor_from_env, rendezvous, route_run
+def test_executor_from_settings():
+    from onyx_dagster.executors import (
+        batch_of,
+        executor_from_settings,
+        rendezvous,
+        route_run,
+    )
+    from onyx_dagster.settings import OnyxSettings, SettingsError
 
-    assert executor_from_env({}) is None
-    with pytest.raises(ValueError, match="ONYX_CELERY_BROKER"):
-        executor_from_env({"ONYX_EXECUTOR": "celery"})
-    with pytest.raises(ValueError, match="not an executor"):
-        executor_from_env({"ONYX_EXECUTOR": "spark"})
-    assert executor_from_env({"ONYX_EXECUTOR": "celery", "ONYX_CELERY_BROKER": "redis://x"}).name == "onyx_celery"
+    def executor(env):
+        return executor_from_settings(OnyxSettings.from_env(env))
+
+    assert executor({}).name == executor({"ONYX_EXECUTOR": "in_process"}).name == "in_process"
+    assert executor({"ONYX_EXECUTOR": "multiprocess"}).name == "multiprocess"
+    with pytest.raises(SettingsError, match="ONYX_CELERY_BROKER"):
+        executor({"ONYX_EXECUTOR": "celery"})
+    with pytest.raises(SettingsError, match="ONYX_EXECUTOR: got 'spark'"):
+        executor({"ONYX_EXECUTOR": "spark"})
+    assert executor({"ONYX_EXECUTOR": "celery", "ONYX_CELERY_BROKER": "redis://x"}).name == "onyx_celery"
     queues = ["gpu-a", "gpu-b", "gpu-c"]
     assert route_run({"onyx/queue": "gpu-c"}, "r", queues, None)[0] == "gpu-c"
     assert route_run({}, "r", [], None)[0] == "dagster"
@@ -179,7 +191,7 @@ def test_helm_values():
 
     env = {item["name"]: item["value"] for item in deployment["env"]}
     assert env["ONYX_RUNNER"] == "k8s"
-    runner = K8sRunner.from_env(env)
+    runner = K8sRunner.from_settings(OnyxSettings.from_env(env))
     mount = next(m for m in deployment["volumeMounts"] if m["name"] == "onyx-data")
     claim = next(v for v in deployment["volumes"] if v["name"] == "onyx-data")["persistentVolumeClaim"]["claimName"]
     assert (runner.data_mount, runner.data_claim) == (mount["mountPath"], claim)

@@ -12,7 +12,13 @@ import os
 import sys
 from pathlib import Path
 
-from dagster import AssetExecutionContext, DagsterInstance, Definitions, asset, materialize
+from dagster import (
+    AssetExecutionContext,
+    DagsterInstance,
+    Definitions,
+    asset,
+    materialize,
+)
 
 from onyx_dagster.resources.docker_runner import DockerRunner
 

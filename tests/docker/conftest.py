@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from components import require
+
 REPO = Path(__file__).resolve().parents[2]
-from docker_helpers import PROBE_DIR, PROBE_IMAGE  # noqa: E402  (tests/docker is on sys.path)
+from docker_helpers import (  # noqa: E402  (tests/docker is on sys.path)
+    PROBE_DIR,
+    PROBE_IMAGE,
+)
 
 
 def build_ca_bundle() -> str | None:
@@ -37,13 +42,13 @@ def docker_daemon():
     try:
         completed = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
-        pytest.skip("Docker could not be started: scripts/docker/start-dockerd.sh timed out")
+        require("dockerd", False, "Docker could not be started: scripts/docker/start-dockerd.sh timed out")
     if completed.returncode != 0:
         reason = (completed.stderr.strip().splitlines() or ["no reason given"])[-1]
-        pytest.skip(f"Docker could not be installed or started: {reason}")
-    from onyx_dagster import images
+        require("dockerd", False, f"Docker could not be installed or started: {reason}")
+    from onyx_dagster import install
 
-    client = images.docker_client()
+    client = install.docker_client()
     before = {c.id for c in client.containers.list(all=True, ignore_removed=True, filters={"label": "onyx.managed=true"})}
     yield client
     left = [c for c in client.containers.list(all=True, ignore_removed=True, filters={"label": "onyx.managed=true"})
@@ -60,11 +65,11 @@ def onyx_images(docker_daemon):
     Rebuilt through Docker's layer cache every session (seconds when nothing changed), so the images
     always hold the tools' current code; the root image is made once (minutes) and kept.
     """
-    from onyx_dagster import images
+    from onyx_dagster import install
 
     lines: list[str] = []
     started = time.monotonic()
-    report = images.install(build=True, tools=["base", "ingest", "sfm"], cpu_base=True, force=True,
+    report = install.install(build=True, tools=["base", "ingest", "sfm"], cpu_base=True, force=True,
                             ca_bundle=build_ca_bundle(), out=lines.append)
     assert report.ok, "\n".join(lines)
     build_probe(docker_daemon)

@@ -1,6 +1,6 @@
 """frames + sparse_model on a real video through the Docker runner match the local runner's.
 
-Real ffmpeg, real COLMAP (pycolmap in the onyx-sfm image), real Dagster, the lead's assets
+Real ffmpeg, real COLMAP (pycolmap in the onyx-sfm image), real Dagster, the Onyx assets
 (onyx_dagster.definitions). Same frame count; registered images within 1.
 """
 
@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from components import require
 from dagster import DagsterInstance, materialize
 
 from onyx_dagster.batches import add_batch, parse_settings
@@ -57,8 +59,7 @@ def _summary(instance, key: str) -> dict:
 def stone_sign() -> Path:
     video = (Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "real_videos"
              / "stone_sign.mp4").resolve()
-    if not video.is_file():
-        pytest.skip(f"real test data not found: {video} (the ../shared checkout beside the repo)")
+    require("datasets", video.is_file(), f"real test data not found: {video} (the ../shared checkout beside the repo)")
     return video
 
 
@@ -85,7 +86,7 @@ def _assert_matches(docker: dict, local: dict):
 
 
 def test_docker_runner_matches_local_runner(onyx_images, docker_daemon, stone_sign, local_summary, tmp_path):
-    """The lead's assets with the Docker runner as the resource, in this process."""
+    """The Onyx assets with the Docker runner as the resource, in this process."""
     from dagster import instance_for_test
 
     from onyx_dagster.resources.docker_runner import DockerRunner
@@ -112,13 +113,10 @@ def test_dagster_cli_with_onyx_runner_docker_matches_local(onyx_images, docker_d
 
     env = {**os.environ, "ONYX_RUNNER": "docker"}
     probe = subprocess.run(
-        [sys.executable, "-c", "from onyx_dagster.definitions import runner_from_env; "
-                               "print(type(runner_from_env()).__module__)"],
+        [sys.executable, "-c", "from onyx_dagster.definitions import defs; "
+                               "print(type(defs.resources['runner']).__module__)"],
         capture_output=True, text=True, env=env, timeout=120)
-    if probe.stdout.strip() != docker_runner.__name__:
-        pytest.skip("ONYX_RUNNER=docker does not select onyx_dagster.resources.docker_runner.DockerRunner yet "
-                    f"(it gives {probe.stdout.strip() or probe.stderr.strip()[-200:]}): the lead replaces the "
-                    "placeholder in runners.py")
+    assert probe.stdout.strip() == docker_runner.__name__, probe.stderr[-500:]
     home = tmp_path / "home"
     home.mkdir()
     data_root = tmp_path / "data"

@@ -12,10 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from onyx_dagster import images
-from onyx_dagster.resources.docker_runner import DockerRunner, remove_leftover_containers
+from components import require
+from docker_helpers import (
+    PROBE_TAG,
+    containers_of_batch,
+    failure_text,
+    metadata,
+    run_step,
+    wait_for,
+)
 
-from docker_helpers import PROBE_TAG, containers_of_batch, failure_text, metadata, run_step, wait_for
+from onyx_dagster import install
+from onyx_dagster.resources.docker_runner import (
+    DockerRunner,
+    remove_leftover_containers,
+)
 
 pytestmark = pytest.mark.docker
 HERE = Path(__file__).resolve().parent
@@ -55,7 +66,7 @@ def test_missing_image_says_how_to_install(docker_daemon, batch_dir):
     text = failure_text(result)
     assert not result.success
     assert "onyx-probe:never-built is not installed" in text
-    assert "onyx install --build" in text and "docker compose build probe" in text
+    assert "onyx install --build --tools probe" in text and "ONYX_IMAGE_PREFIX" in text
 
 
 def test_daemon_not_running(monkeypatch, batch_dir, tmp_path):
@@ -85,8 +96,7 @@ def test_batch_folder_not_writable_by_the_container_user(onyx_images, docker_dae
 
 
 def test_gpu_step_without_nvidia_runtime_fails_when_required(onyx_images, docker_daemon, batch_dir):
-    if images.has_nvidia_runtime(docker_daemon):
-        pytest.skip("this host has the NVIDIA runtime")
+    require("no-nvidia-runtime", not install.has_nvidia_runtime(docker_daemon), "this host has the NVIDIA runtime")
     result = run_step(DockerRunner(tag=PROBE_TAG, gpu_policy="require"), batch_dir, gpu=True)
     text = failure_text(result)
     assert not result.success
@@ -95,8 +105,7 @@ def test_gpu_step_without_nvidia_runtime_fails_when_required(onyx_images, docker
 
 
 def test_gpu_step_without_nvidia_runtime_runs_on_cpu_when_preferred(onyx_images, docker_daemon, batch_dir):
-    if images.has_nvidia_runtime(docker_daemon):
-        pytest.skip("this host has the NVIDIA runtime")
+    require("no-nvidia-runtime", not install.has_nvidia_runtime(docker_daemon), "this host has the NVIDIA runtime")
     from dagster import DagsterInstance
 
     instance = DagsterInstance.ephemeral()

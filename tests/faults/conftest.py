@@ -2,7 +2,7 @@
 
 One real batch carries the whole suite: ``stone_sign.mp4`` at ``--interval 0.3`` (11 frames),
 recipe photogrammetry-proto (the CPU path, seconds) and masks for an outdoor scene with a
-tiny random-initialised SegFormer. ``kill_chain`` takes it through ``onyx run`` and
+tiny random-initialised SegFormer, installed by ``onyx install --weights --weights-from``. ``kill_chain`` takes it through ``onyx run`` and
 ``onyx resume``, killing the whole process group once during each step in turn
 (frames, sparse_model, reconstruction, masks), then once more during a forced
 re-materialisation of masks; what it saw is checked by test_kill9.py. The finished batch
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from components import require
 
 from .helpers import (
     RECIPE,
@@ -51,34 +53,11 @@ def output_folder(batch: Path, step: str) -> Path:
 
 
 def needs_real_data():
-    if not STONE_SIGN.is_file():
-        pytest.skip(f"real test data absent: {STONE_SIGN} (../shared/datasets beside the repository)")
+    require("datasets", STONE_SIGN.is_file(),
+            f"real test data absent: {STONE_SIGN} (../shared/datasets beside the repository)")
     for module in ("onyx_ingest.__main__", "onyx_sfm.__main__", "onyx_openmvs.__main__", "onyx_segformer.__main__"):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"the tool {module.split('.')[0]} is not in this checkout")
-
-
-@pytest.fixture(scope="session")
-def tiny_segformer(tmp_path_factory) -> Path:
-    """FAKE weights (the only fake here): a tiny random SegFormer with ADE20K's 150 labels,
-    made in a subprocess so this test process never imports torch."""
-    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
-        pytest.skip("torch/transformers are not installed (pip install -e .[ml]): masks cannot run")
-    folder = tmp_path_factory.mktemp("tiny-segformer")
-    code = (
-        "import sys, torch\n"
-        "from transformers import SegformerConfig, SegformerForSemanticSegmentation\n"
-        "torch.manual_seed(0)\n"
-        "c = SegformerConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 2, 4],"
-        " decoder_hidden_size=32, num_labels=150)\n"
-        "SegformerForSemanticSegmentation(c).save_pretrained(sys.argv[1])\n"
-    )
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, "-c", code, str(folder)], check=True, env=env(), capture_output=True,
-                   timeout=300)
-    return folder
+        require("checkout", importlib.util.find_spec(module) is not None,
+                f"the tool {module.split('.')[0]} is not in this checkout")
 
 
 @dataclass
@@ -122,17 +101,20 @@ def _kill_record(chain: Chain, args: list, step: str) -> KillRecord:
 
 
 @pytest.fixture(scope="session")
-def kill_chain(tmp_path_factory, tiny_segformer) -> Chain:
+def kill_chain(tmp_path_factory, installed_weights) -> Chain:
     """onyx run, killed during frames; onyx resume, killed during sparse_model; again during
     reconstruction; again during masks; onyx resume to the end. Then --from-step SEGFORMER,
-    killed while masks/ is being rewritten, and onyx resume."""
+    killed while masks/ is being rewritten, and onyx resume. The masks step loads the SegFormer
+    weights where `onyx install --weights` put them (ONYX_WEIGHTS): the local runner finds them."""
     needs_real_data()
     from onyx_dagster.defs.drop_folder import batch_key_for
     from onyx_tools.manifest import file_sha256
 
     root = tmp_path_factory.mktemp("faults") / "data"
     key = batch_key_for(STONE_SIGN, file_sha256(STONE_SIGN))  # the default key: the drop folder's rule
-    chain = Chain(root=root, key=key, env=env(ONYX_SEGFORMER_WEIGHTS=tiny_segformer, PYTHONUNBUFFERED=1))
+    environ = env(ONYX_WEIGHTS=installed_weights, PYTHONUNBUFFERED=1)
+    environ.pop("ONYX_SEGFORMER_WEIGHTS", None)
+    chain = Chain(root=root, key=key, env=environ)
     args = ["run", "-i", STONE_SIGN, "-o", root, *RUN_ARGS, "-q"]
     for step in KILL_ORDER:
         chain.kills[step] = _kill_record(chain, args, step)

@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -168,6 +169,10 @@ def textureless(ctx: Ctx) -> Outcome:
     assert counts(ctx.root, "grey-wall")["frames"] == 1 and counts(ctx.root, "grey-wall")["sparse_model"] == 0
     assert len(list((batch / "images").glob("*.jpg"))) >= 3, "frames must stay materialised"
     assert not (batch / "sparse").exists()
+    tried = done.stderr.split("(tried ")[1].split(")")[0]
+    # auto tried sequential and retrieval matching; only the matcher it did not try is advised
+    assert "retrieval" in tried and "exhaustive" not in tried, done.stderr
+    assert "matching=retrieval" not in done.stderr and "sparse_model.matching=exhaustive" in done.stderr, done.stderr
     return cli_outcome(done)
 
 
@@ -185,14 +190,17 @@ class Ticker:
         from onyx_dagster.resources import BatchStorage
 
         instance = open_home(self.ctx.root)
+        # the sensor's preflight reads this process's settings: the witness's weights
+        weights = {"ONYX_WEIGHTS": self.ctx.witness.env["ONYX_WEIGHTS"]}
         try:
-            context = build_sensor_context(
-                instance=instance, cursor=self.cursor,
-                resources={"drop": DropFolder(folder=str(self.drop)),
-                           "storage": BatchStorage(data_root=str(self.ctx.root))})
-            self.ctx.capfd.readouterr()
-            result = drop_folder_sensor(context)
-            self.log += self.ctx.capfd.readouterr().err
+            with mock.patch.dict(os.environ, weights):
+                context = build_sensor_context(
+                    instance=instance, cursor=self.cursor,
+                    resources={"drop": DropFolder(folder=str(self.drop)),
+                               "storage": BatchStorage(data_root=str(self.ctx.root))})
+                self.ctx.capfd.readouterr()
+                result = drop_folder_sensor(context)
+                self.log += self.ctx.capfd.readouterr().err
         finally:
             instance.dispose()
         self.cursor = result.cursor
@@ -368,7 +376,8 @@ CASES = [
     Case("no-video-stream", refused_run("audio_only"), 2, ("has no video stream",)),
     Case("spaces-and-non-ascii-path", odd_path_works, 0, ("done",), writes_nothing=False),
     Case("textureless", textureless, 1,
-         ("sparse_model", "SfM registered 0 of", "textureless", "onyx resume grey-wall"), writes_nothing=False),
+         ("sparse_model", "SfM registered 0 of", "textureless", "onyx resume grey-wall",
+          "sparse_model.mapper=global", "--set STEP.SETTING=VALUE"), writes_nothing=False),
     Case("duplicate-drop", duplicate_drop, None, ("same content as batch {key}, not processed again",),
          writes_nothing=False),
     Case("partial-copy", partial_copy, None, ("walk.mp4: new batch walk-",), writes_nothing=False),
@@ -379,7 +388,7 @@ CASES = [
     Case("symlink-in-archive", symlink_in_archive, 2, ("not a safe Onyx export", "is a symlink")),
     Case("key-collision-import", import_key_collision, 2, ("{key}", "--as NEWKEY")),
     Case("key-collision-run", run_key_collision, 2, ("batch '{key}' already exists",)),
-    Case("purge-outside-root", purge_outside_root, 2, ("refusing to purge", "symlink")),
+    Case("purge-outside-root", purge_outside_root, 2, ("refusing", "symlink")),
     Case("purge-all-with-link-outside", purge_all_with_escape, 2, ("nothing removed",)),
     Case("concurrent-runs", concurrent_runs, 2, ("batch 'busy' has a run in progress", "pid"),
          writes_nothing=False),
@@ -398,6 +407,8 @@ def test_bad_input(case: Case, witness, inputs, tmp_path, capfd):
             f"{fragment!r} not in the message:\n{outcome.text[-3000:]}"
     if case.code == 2:
         assert "Traceback" not in outcome.text
+    for internal in ("dagster._core", "DagsterPipesExecutionError", "DagsterExecutionStepExecutionError"):
+        assert internal not in outcome.text, f"Dagster's internals shown to the user: {outcome.text[-3000:]}"
     if case.writes_nothing:
         assert tree(witness.root) == before, "a refusal wrote into the data root"
     witness.assert_untouched(case.id)

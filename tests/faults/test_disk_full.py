@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from components import require
+
 from .conftest import needs_real_data
 from .helpers import RUN_ARGS, STONE_SIGN, checksums, counts, env, onyx
 
@@ -31,17 +33,15 @@ SFM_FREE_KB = 2000        # COLMAP's database (~5 MB for 11 frames) does not eit
 @pytest.fixture(scope="module")
 def small_disk(tmp_path_factory):
     """A 24 MB tmpfs as the data root; unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small file system needs root")
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
+    require("root-mount", os.geteuid() == 0, "mounting a small file system needs root")
+    require("root-mount", shutil.which("mount") is not None, "no mount command")
     base = tmp_path_factory.mktemp("small-disk")
     mountpoint = base / "data"
     mountpoint.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m,mode=0755", "tmpfs", str(mountpoint)],
                           capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (a container without CAP_SYS_ADMIN?): {done.stderr.strip()}")
+    require("root-mount", done.returncode == 0,
+            f"cannot mount a tmpfs here (a container without CAP_SYS_ADMIN?): {done.stderr.strip()}")
     try:
         yield mountpoint
     finally:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from components import require
+
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO / ".." / "shared" / "datasets"
 STONE_SIGN = DATASETS / "real_videos" / "stone_sign.mp4"
@@ -14,8 +16,7 @@ EQUIRECT_STILLS = DATASETS / "equirect_stills"
 
 
 def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"real test data {path} is absent (../shared/datasets is not checked out here)")
+    require("datasets", path.exists(), f"real test data {path} is absent (../shared/datasets is not checked out here)")
     return path
 
 

@@ -35,9 +35,9 @@ def test_twelve_views_per_frame_with_the_right_names(batch_360):
     assert metadata["resolution"] == f"{VIEW}x{VIEW}"
     expected = [f"frame_{k:05d}_v{v:02d}.jpg" for k in (1, 2, 3) for v in range(12)]
     assert [e["name"] for e in index["images"]] == expected
-    assert sorted(p.name for p in layout.images.iterdir()) == sorted(expected + ["index.json"])
-    assert sorted(p.name for p in layout.panoramas.iterdir()) == ["pano_00001.jpg", "pano_00002.jpg",
-                                                                   "pano_00003.jpg"]
+    assert sorted(p.name for p in layout.images.iterdir()) == sorted(expected + ["index.json", "operator_masks"])
+    assert sorted(p.name for p in layout.panoramas.iterdir()) == ["operator_masks", "pano_00001.jpg",
+                                                                   "pano_00002.jpg", "pano_00003.jpg"]
     for name in expected[:12]:
         assert cv2.imread(str(layout.images / name)).shape == (VIEW, VIEW, 3)
     assert cv2.imread(str(layout.panoramas / "pano_00002.jpg")).shape == (400, 800, 3)
@@ -47,7 +47,8 @@ def test_twelve_views_per_frame_with_the_right_names(batch_360):
 def test_index_describes_the_rig(batch_360):
     _layout, _metadata, index = batch_360
     assert index["kind"] == "360" and index["view_set"] == "cube12" and index["view_size"] == VIEW
-    assert index["focal_px"] == pytest.approx(VIEW / 2)  # 90 degree FOV
+    # cube12's neighbours are 90 degrees apart: 105 degree views overlap by 15
+    assert index["fov_deg"] == 105.0 and index["focal_px"] == pytest.approx(VIEW / 2 / np.tan(np.radians(52.5)))
     assert index["views"] == [{"name": s.name, "yaw_deg": s.yaw_deg, "pitch_deg": s.pitch_deg}
                               for s in view_set("cube12")]
     pitches = sorted({v["pitch_deg"] for v in index["views"]})
@@ -60,12 +61,15 @@ def test_index_describes_the_rig(batch_360):
         assert 5 * (k - 1) <= entry["source_frame"] < 5 * k
         assert entry["timestamp_s"] == pytest.approx(entry["source_frame"] / 5.0)
     assert [p["name"] for p in index["panoramas"]] == ["pano_00001.jpg", "pano_00002.jpg", "pano_00003.jpg"]
+    # 3 s at 5 fps: too few panoramas to tell what moves with the camera; the nadir is masked all the same
+    assert index["operator_mask"]["camera_fixed_fraction"] == 0 and "only 15 panoramas" in index["operator_mask"]["note"]
+    assert index["operator_mask"]["masked_fraction"] == pytest.approx((1 - np.cos(np.radians(20))) / 2, abs=0.003)
 
 
 def test_written_views_are_the_split_of_the_written_panorama(batch_360):
     layout, _metadata, _index = batch_360
     pano = cv2.imread(str(layout.panoramas / "pano_00002.jpg"))
-    splitter = ViewSplitter(view_set("cube12"), VIEW, 800, 400)
+    splitter = ViewSplitter(view_set("cube12"), VIEW, 800, 400, 105.0)
     for spec, view in splitter.split(pano)[::3]:
         written = cv2.imread(str(layout.images / f"frame_00002_{spec.name}.jpg")).astype(float)
         # both went through JPEG q95 once more or less; the same picture differs by a few levels

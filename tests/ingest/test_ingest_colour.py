@@ -1,4 +1,4 @@
-"""Frames arrive from ffmpeg as planar Y'CbCr and only kept ones are converted, in Python.
+"""Frames arrive from the decoder as planar Y'CbCr and only kept ones are converted, in Python.
 
 The conversion must give what ffmpeg's own ``format=bgr24`` gives, for each kind of source a
 camera or an editor writes: BT.709, BT.2020, SMPTE 240M and untagged (BT.601) matrices,
@@ -60,7 +60,7 @@ SOURCES = {
     "untagged-420": (["-c:v", "libx264", "-pix_fmt", "yuv420p"], "yuv420p", 3),
     "full-range-mjpeg-420": (["-c:v", "mjpeg", "-pix_fmt", "yuvj420p"], "yuv420p", 3),
     "bt709-10bit-420": (["-c:v", "libx264", "-pix_fmt", "yuv420p10le", "-colorspace", "bt709"], "yuv420p", None),
-    "bt2020-422": (["-c:v", "libx264", "-pix_fmt", "yuv422p", "-colorspace", "bt2020nc"], "yuv444p", None),
+    "bt2020-422": (["-c:v", "libx264", "-pix_fmt", "yuv422p", "-colorspace", "bt2020nc"], "yuv422p", None),
     "odd-size-420": (["-vf", "scale=301:535", "-c:v", "ffv1", "-pix_fmt", "yuv420p"], "yuv420p", None),
 }
 

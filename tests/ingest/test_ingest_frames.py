@@ -135,3 +135,23 @@ def test_rotated_phone_video_comes_out_upright(tmp_path):
     metadata = ingest_video(IngestConfig(interval=1.0, max_width=400), rotated, layout)
     assert metadata["resolution"] == "400x225"  # 800x450 as displayed, scaled to max_width
     assert cv2.imread(str(layout.images / "frame_00001.jpg")).shape == (225, 400, 3)
+
+
+def test_selection_is_what_the_ffmpeg_command_line_decode_gives(stone_sign_batch):
+    """The same frames as decoding with the ffmpeg program (its luma through a pipe) and scoring that."""
+    import subprocess
+
+    video, _layout, _metadata, index, _ = stone_sign_batch
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(video), "-vf",
+                          "scale=w='min(iw,300)':h=-1:flags=area,format=yuv444p", "-fps_mode", "passthrough",
+                          "-f", "rawvideo", "-pix_fmt", "yuv444p", "pipe:1"], capture_output=True, check=True).stdout
+    lumas = np.frombuffer(raw, np.uint8).reshape(-1, 3, 533, 300)[:, 0]  # Y' of each 4:4:4 frame
+    assert len(lumas) == 83
+    best: dict[int, tuple[float, int]] = {}
+    for number, luma in enumerate(lumas):
+        window = window_of(number / 25.0, 0.0, INTERVAL)
+        best[window] = max(best.get(window, (-1.0, -1)), (laplacian_sharpness(luma), number),
+                           key=lambda pair: pair[0])  # the first of equals, as selection keeps it
+    assert [entry["source_frame"] for entry in index["images"]] == [best[w][1] for w in sorted(best)]
+    assert [entry["sharpness"] for entry in index["images"]] == pytest.approx([best[w][0] for w in sorted(best)],
+                                                                               abs=0.01)

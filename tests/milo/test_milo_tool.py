@@ -1,5 +1,5 @@
 """``python -m onyx_milo`` end to end under Dagster Pipes, with stand-ins for what cannot exist here:
-a GPU (``cuda_available`` patched in the tool process) and MILo (two scripts with MILo's CLI)."""
+a GPU (``onyx_tools.gpu.cuda_available`` patched in the tool process) and MILo (two scripts with MILo's CLI)."""
 
 import sys
 import textwrap
@@ -39,7 +39,7 @@ FAKE_MESH = textwrap.dedent('''
     trimesh.creation.icosphere(subdivisions=2).export(Path(a.m) / "mesh_learnable_sdf.ply")
 ''')
 
-WITH_FAKE_GPU = ("import runpy, onyx_milo.gpu as gpu; gpu.cuda_available = lambda: True; "
+WITH_FAKE_GPU = ("import runpy, onyx_tools.gpu as gpu; gpu.cuda_available = lambda: True; "
                  "runpy.run_module('onyx_milo', run_name='__main__')")
 
 
@@ -101,5 +101,5 @@ def test_milo_tool_without_gpu_fails_with_the_message(synthetic_batch, monkeypat
                           [sys.executable, "-m", "onyx_milo"])
     assert not result.success
     log = (synthetic_batch / "logs" / "milo.log").read_text()
-    assert "MILo needs an NVIDIA GPU with CUDA; use recipe gaussian-proto on CPU-only hosts" in log
+    assert "milo needs an NVIDIA GPU with CUDA and none is visible here: MILo's rasterizers are CUDA only; use recipe gaussian-proto on CPU-only hosts" in log
     assert not (synthetic_batch / "output").exists()

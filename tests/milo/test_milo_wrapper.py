@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components import require
+
 from onyx_milo.commands import mesh_command, train_command
-from onyx_milo.config import MiloParams
+from onyx_milo.config import MiloConfig
 from onyx_milo.discovery import MESH_NAME, find_outputs, ply_counts
-from onyx_milo.gpu import NO_GPU, cuda_available, require_gpu
+from onyx_milo.tool import NO_GPU_FIX
+from onyx_tools.gpu import cuda_available, require_cuda
 from onyx_milo.progress import last_step, parse_step
 from onyx_tools.errors import ToolError
 from onyx_tools.splat_ply import GaussianCloud, write_splat_ply
@@ -30,7 +33,7 @@ CAPTURED = (
 
 
 def test_train_command_indoor_matches_the_first_version(tmp_path):
-    params = MiloParams.from_params({"recipe": "gaussian-production", "scene": "indoor", "milo_home": "/opt/milo",
+    params = MiloConfig.from_params({"recipe": "gaussian-production", "scene": "indoor", "milo_home": "/opt/milo",
                                      "python": "python"})
     command = train_command(params, tmp_path / "data", tmp_path / "out")
     assert command[:6] == ["python", "/opt/milo/train.py", "-s", str(tmp_path / "data"), "-m", str(tmp_path / "out")]
@@ -42,7 +45,7 @@ def test_train_command_indoor_matches_the_first_version(tmp_path):
 
 
 def test_train_command_outdoor_is_not_dense():
-    params = MiloParams.from_params({"scene": "outdoor", "iterations": 3000, "python": "python"})
+    params = MiloConfig.from_params({"scene": "outdoor", "iterations": 3000, "python": "python"})
     command = train_command(params, Path("d"), Path("m"))
     assert command[command.index("--imp_metric") + 1] == "outdoor"
     assert command[command.index("--iterations") + 1] == "3000"
@@ -53,9 +56,9 @@ def test_train_command_outdoor_is_not_dense():
 
 def test_params_are_validated():
     with pytest.raises(ToolError, match="scene"):
-        MiloParams.from_params({"scene": "garden"})
+        MiloConfig.from_params({"scene": "garden"})
     with pytest.raises(ToolError, match="mesh_config"):
-        MiloParams.from_params({"mesh_config": "huge"})
+        MiloConfig.from_params({"mesh_config": "huge"})
 
 
 def test_progress_from_captured_log():
@@ -112,13 +115,12 @@ def test_missing_gpu_is_the_specific_error(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert not cuda_available()
     with pytest.raises(ToolError) as error:
-        require_gpu()
-    assert str(error.value) == NO_GPU
-    assert "gaussian-proto" in NO_GPU
+        require_cuda("milo", NO_GPU_FIX)
+    assert str(error.value) == f"milo needs an NVIDIA GPU with CUDA and none is visible here: {NO_GPU_FIX}"
+    assert "gaussian-proto" in NO_GPU_FIX
 
 
 def test_this_host_has_no_gpu_so_milo_refuses():
-    if cuda_available():
-        pytest.skip("this host has a CUDA GPU")
-    with pytest.raises(ToolError, match="MILo needs an NVIDIA GPU"):
-        require_gpu()
+    require("no-cuda", not cuda_available(), "this host has a CUDA GPU")
+    with pytest.raises(ToolError, match="milo needs an NVIDIA GPU"):
+        require_cuda("milo", NO_GPU_FIX)

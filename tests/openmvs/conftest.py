@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from components import require
+
 
 @pytest.fixture(scope="module")
 def chair_batch(datasets, tmp_path_factory) -> Path:
@@ -14,8 +16,7 @@ def chair_batch(datasets, tmp_path_factory) -> Path:
     import pycolmap
 
     source = datasets / "chair_images"
-    if not source.is_dir():
-        pytest.skip(f"{source} is missing")
+    require("datasets", source.is_dir(), f"{source} is missing")
     root = tmp_path_factory.mktemp("chair") / "batch"
     images = root / "images"
     images.mkdir(parents=True)

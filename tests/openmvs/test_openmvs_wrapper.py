@@ -13,8 +13,9 @@ import pytest
 from onyx_openmvs import commands
 from onyx_openmvs.colmap_arrays import read_array, write_array
 from onyx_openmvs.commands import OpenMVSSettings, ScenePaths
-from onyx_openmvs.config import OpenMVSParams
-from onyx_openmvs.main import choose_backend
+from onyx_dagster.recipes import get_recipe
+from onyx_openmvs.config import OpenMVSConfig
+from onyx_openmvs.tool import CPU_BACKEND, choose_backend
 from onyx_openmvs.memory import available_memory_bytes, choose_resolution_level, working_size
 from onyx_openmvs.openmvs_backend import reconstruct_openmvs
 from onyx_tools.errors import ToolError
@@ -25,7 +26,7 @@ LOG = logging.getLogger("test.openmvs")
 
 
 def test_proto_pipeline_commands(tmp_path):
-    params = OpenMVSParams.from_params({"recipe": "photogrammetry-proto", "scene": "indoor"})
+    params = get_recipe("photogrammetry-proto").validate(get_recipe("photogrammetry-proto").tool_settings("indoor"))
     settings = OpenMVSSettings(resolution_level=2, decimate=params.decimate, refine=params.refine)
     paths = ScenePaths(tmp_path / "mvs")
     steps = commands.pipeline(tmp_path / "ws", paths, settings)
@@ -36,31 +37,38 @@ def test_proto_pipeline_commands(tmp_path):
     assert densify[densify.index("--resolution-level") + 1] == "2"
     assert reconstruct[reconstruct.index("--decimate") + 1] == "0.2"
     assert texture[texture.index("--export-type") + 1] == "glb"
-    assert texture[texture.index("-m") + 1] == str(paths.mesh_ply)
+    assert texture[1] == str(paths.dense) and texture[texture.index("-m") + 1] == str(paths.mesh_ply)
     assert all(command[command.index("-w") + 1] == str(paths.work) for _, command in steps)
 
 
 def test_production_pipeline_refines_and_does_not_decimate(tmp_path):
-    params = OpenMVSParams.from_params({"recipe": "photogrammetry-production", "scene": "outdoor"})
+    recipe = get_recipe("photogrammetry-production")
+    params = recipe.validate(recipe.tool_settings("outdoor"))
     settings = OpenMVSSettings(decimate=params.decimate, refine=params.refine)
     paths = ScenePaths(tmp_path)
     steps = dict(commands.pipeline(tmp_path / "ws", paths, settings))
     assert list(steps) == ["InterfaceCOLMAP", "DensifyPointCloud", "ReconstructMesh", "RefineMesh", "TextureMesh"]
     assert "--decimate" not in steps["ReconstructMesh"]
-    assert steps["TextureMesh"][1:4] == [str(paths.refined), "-m", str(paths.refined_ply)]
+    # the mesh steps read the dense scene (OpenMVS writes no .mvs beside their meshes) and the mesh file
+    assert steps["RefineMesh"][1:4] == [str(paths.dense), "-m", str(paths.mesh_ply)]
+    assert steps["TextureMesh"][1:4] == [str(paths.dense), "-m", str(paths.refined_ply)]
 
 
 def test_params_are_validated():
     with pytest.raises(ToolError, match="gaussian-proto"):
-        OpenMVSParams.from_params({"recipe": "gaussian-proto"})
+        OpenMVSConfig.from_params({"recipe": "gaussian-proto"})
     with pytest.raises(ToolError, match="backend"):
-        OpenMVSParams.from_params({"recipe": "photogrammetry-proto", "backend": "gpu"})
+        OpenMVSConfig.from_params({"recipe": "photogrammetry-proto", "backend": "gpu"})
+    with pytest.raises(ToolError, match="decimate"):
+        OpenMVSConfig.from_params({"recipe": "photogrammetry-proto", "decimate": 0})
+    with pytest.raises(ToolError, match="not a setting"):
+        OpenMVSConfig.from_params({"recipe": "photogrammetry-proto", "depth": 9})
 
 
 def test_backend_choice():
     assert choose_backend("auto", have_openmvs=True) == "openmvs"
-    assert choose_backend("auto", have_openmvs=False) == "cpu-sgbm"
-    assert choose_backend("cpu", have_openmvs=True) == "cpu-sgbm"
+    assert choose_backend("auto", have_openmvs=False) == CPU_BACKEND
+    assert choose_backend("cpu", have_openmvs=True) == CPU_BACKEND
     with pytest.raises(ToolError, match="binaries are missing"):
         choose_backend("openmvs", have_openmvs=False)
 
@@ -68,7 +76,7 @@ def test_backend_choice():
 @pytest.mark.parametrize(
     ("available", "images", "size", "level"),
     [
-        (64 * GiB, 165, (2048, 1152), 1),   # the first version's 165 frames on a big server
+        (64 * GiB, 165, (2048, 1152), 1),   # Onyx 1.0's 165 frames on a big server
         (12 * GiB, 165, (2048, 1152), 2),
         (4 * GiB, 165, (2048, 1152), 3),
         (8 * GiB, 20, (2048, 1152), 1),     # few images fit sharp even on a laptop

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from components import needs
+
 from onyx_dagster.batches import BatchError, BatchSettings, add_batch, parse_settings
 from onyx_dagster.partitions import batches
 
@@ -92,7 +94,39 @@ def test_fewer_than_three_frames(dagster_instance, data_root, tmp_path, stone_si
     assert_nothing_written(dagster_instance, data_root)
 
 
-@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+def test_insta360_camera_file_is_refused_with_how_to_stitch(dagster_instance, data_root, tmp_path, stone_sign):
+    insv = tmp_path / "VID_20260101_120000_00_001.insv"
+    shutil.copy(stone_sign, insv)
+    with pytest.raises(BatchError, match=r"Insta360 camera file \(\.insv\).*accepts stitched equirectangular.*"
+                                         r"Insta360 Studio"):
+        add_batch(dagster_instance, data_root, "walk", settings_for(insv))
+    assert_nothing_written(dagster_instance, data_root)
+
+
+def test_dual_fisheye_video_is_refused_with_how_to_stitch(dagster_instance, data_root, tmp_path, stone_sign):
+    """Two circular images side by side in a 2:1 MP4 pass for equirectangular by their shape, not their content."""
+    import cv2
+    import numpy as np
+    from onyx_tools.video import encode_mp4
+
+    capture = cv2.VideoCapture(str(stone_sign))
+    lenses = []
+    for _ in range(6):
+        ok, frame = capture.read()
+        assert ok
+        lens = cv2.resize(frame[:450], (400, 400))[:, :, ::-1]
+        ys, xs = np.mgrid[0:400, 0:400]
+        lens[np.hypot(xs - 199.5, ys - 199.5) > 196] = 0  # black outside the image circle
+        lenses.append(np.concatenate([lens, lens[:, ::-1]], axis=1))
+    capture.release()
+    dual = tmp_path / "dual-fisheye.mp4"
+    encode_mp4(lenses, dual, 800, 400, 5.0)
+    with pytest.raises(BatchError, match=r"unstitched dual-fisheye recording.*accepts stitched equirectangular"):
+        add_batch(dagster_instance, data_root, "walk", settings_for(dual))
+    assert_nothing_written(dagster_instance, data_root)
+
+
+@needs("setpriv", os.geteuid() != 0 or shutil.which("setpriv") is not None, "needs setpriv to drop root")
 def test_unwritable_data_root(stone_sign):
     # Root ignores permission bits, so the check runs as an unprivileged user (nobody),
     # in a folder that user can reach.

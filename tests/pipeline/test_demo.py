@@ -11,7 +11,7 @@ import sys
 def test_demo_registers_every_frame_on_the_known_path(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "ONYX_DATA")}
     completed = subprocess.run(
-        [sys.executable, "-m", "onyx_dagster.demo", "--frames", "24", "--until", "SFM",
+        [sys.executable, "-m", "onyx_sample.demo", "--frames", "24", "--until", "SFM",
          "--data-root", str(tmp_path / "onyx-data"), "--samples", str(tmp_path / "samples")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     out = completed.stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from dagster import AssetKey, AssetRecordsFilter, DagsterInvalidConfigError, MultiPartitionKey
+from dagster import AssetKey, AssetRecordsFilter, MultiPartitionKey
 
 from onyx_dagster.batches import add_batch, parse_settings
 from onyx_tools.splat_ply import read_splat_ply
@@ -34,20 +34,20 @@ def test_gaussian_proto_then_fork(chair_batch, dagster_instance, materialize_par
     layout = chair_batch
     proto = recipe("chair", "gaussian-proto")
     materialize_partition(["reconstruction", "masks"], proto,
-                          run_config={"ops": {"reconstruction": {"config": {"iterations": 200}}}})
+                          run_config={"ops": {"reconstruction": {"config": {"settings": {"iterations": 200}}}}})
     splat = latest_metadata("reconstruction", proto)
-    assert splat["rasterizer"] == "torch-cpu" and splat["gaussians"] > 0
+    assert splat["rasterizer"] == "tiles-cpu" and splat["gaussians"] > 0
     assert splat["psnr_last_eval"] > splat["psnr_first_eval"] + 3.0, splat   # it learned the scene
     cloud = read_splat_ply(layout.recipe_output("gaussian-proto") / "splat.ply")
     assert len(cloud) == splat["gaussians"]
     masks = latest_metadata("masks", proto)
-    assert masks["skipped"] is True and "indoor" in masks["reason"]            # first-version behaviour
+    assert masks["skipped"] is True and "indoor" in masks["reason"]            # Onyx 1.0's behaviour
 
     # The fork: another recipe partition of the same batch.
     fork = recipe("chair", "photogrammetry-proto")
     materialize_partition(["reconstruction"], fork)
     mesh = latest_metadata("reconstruction", fork)
-    assert mesh["backend"] == "cpu-sgbm" and mesh["faces"] > 1000
+    assert mesh["backend"] == "cpu-sweep" and mesh["faces"] > 1000
     assert materialization_count("frames", "chair") == 1          # nothing upstream ran again
     assert materialization_count("sparse_model", "chair") == 1
     assert sorted(p.name for p in layout.output.iterdir()) == ["gaussian-proto", "photogrammetry-proto"]
@@ -81,11 +81,16 @@ def test_unknown_recipe_is_not_a_partition(dagster_instance, materialize_partiti
         materialize_partition(["reconstruction"], recipe("early", "gaussian-fast"))
 
 
-def test_reconstruction_config_is_checked_before_running(datasets, dagster_instance, data_root,
-                                                         materialize_partition):
+def test_reconstruction_settings_are_checked_before_running(datasets, dagster_instance, data_root,
+                                                           materialize_partition):
+    """The recipe's tool settings model refuses bad settings before any tool starts, without retries."""
     add_batch(dagster_instance, data_root, "early", parse_settings(
         {"input": str(datasets / "real_videos" / "stone_sign.mp4"), "scene": "outdoor", "mode": "gaussian",
          "quality": "proto"}))
-    with pytest.raises(DagsterInvalidConfigError, match="iterations"):
-        materialize_partition(["reconstruction"], recipe("early", "gaussian-proto"),
-                              run_config={"ops": {"reconstruction": {"config": {"iterations": "many"}}}})
+    for settings, named in (({"cpu_budget_s": "many"}, "cpu_budget_s"), ({"colour": "red"}, "colour")):
+        result = materialize_partition(["reconstruction"], recipe("early", "gaussian-proto"), raise_on_error=False,
+                                       run_config={"ops": {"reconstruction": {"config": {"settings": settings}}}})
+        failures = result.get_step_failure_events()
+        assert len(failures) == 1, settings  # one attempt: bad settings are not retried
+        message = failures[0].event_specific_data.error.message
+        assert "recipe gaussian-proto" in message and named in message, message

@@ -2,10 +2,12 @@ import shutil
 
 import pytest
 
-from onyx_dagster.sample import build_scene, make_sample_video
+from components import needs, require
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
-                                  reason="ffmpeg/ffprobe not installed (Debian: apt-get install ffmpeg)")
+from onyx_sample import build_scene, make_sample_video
+
+needs_ffmpeg = needs("ffmpeg", shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None,
+                     "ffmpeg/ffprobe not installed (Debian: apt-get install ffmpeg)")
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +18,5 @@ def scene0():
 @pytest.fixture(scope="session")
 def walk30(tmp_path_factory):
     """The 30-frame 640x360 pinhole walk, rendered and encoded once for the session."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed (Debian: apt-get install ffmpeg)")
+    require("ffmpeg", shutil.which("ffmpeg") is not None, "ffmpeg not installed (Debian: apt-get install ffmpeg)")
     return make_sample_video(tmp_path_factory.mktemp("walk30"), kind="normal", frames=30, fps=10)

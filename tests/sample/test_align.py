@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from onyx_dagster.sample import camera_path_error, rotation_error_deg, umeyama, walk_path
+from onyx_sample import camera_path_error, rotation_error_deg, umeyama, walk_path
 from onyx_tools.spherical import rot_x, rot_y
 
 

@@ -6,11 +6,13 @@ import time
 
 import pytest
 
-from onyx_dagster.sample import camera_path_error, rotation_error_deg
+from components import require_module
+
+from onyx_sample import camera_path_error, rotation_error_deg
 
 from .conftest import needs_ffmpeg
 
-pycolmap = pytest.importorskip("pycolmap")
+pycolmap = require_module("pycolmap")
 
 
 @needs_ffmpeg

@@ -3,7 +3,7 @@
 import numpy as np
 
 from onyx_tools.spherical import ViewSpec, view_remap
-from onyx_dagster.sample import Intrinsics, build_scene, render_equirect, render_pinhole, walk_path
+from onyx_sample import Intrinsics, build_scene, render_equirect, render_pinhole, walk_path
 
 
 def test_same_seed_same_pixels_other_seed_other_pixels(scene0):

@@ -5,7 +5,7 @@ import subprocess
 
 import numpy as np
 
-from onyx_dagster.sample import load_truth, make_sample_video
+from onyx_sample import load_truth, make_sample_video
 from onyx_tools.video import probe_video
 
 from .conftest import needs_ffmpeg

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from components import require
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -24,8 +26,8 @@ def _two_threads():
 
 @pytest.fixture(scope="session")
 def chair_images() -> list[Path]:
-    if not CHAIR_IMAGES.is_dir():
-        pytest.skip(f"real test data {CHAIR_IMAGES} is absent (it lives beside the repository in ../shared)")
+    require("datasets", CHAIR_IMAGES.is_dir(),
+            f"real test data {CHAIR_IMAGES} is absent (it lives beside the repository in ../shared)")
     return sorted(CHAIR_IMAGES.glob("*.jpg"))
 
 

@@ -89,7 +89,7 @@ def test_far_outlier_removed_by_knn_step():
     assert without.keep.all()
     result = filter_gaussians_detailed(means, cameras, masks, FilterConfig())
     assert not result.keep[-1]
-    # percentile rule: about 5% (kNN) and 1% (centroid) of the rest go too, as in the first version
+    # percentile rule: about 5% (kNN) and 1% (centroid) of the rest go too, as in Onyx 1.0
     assert 0.90 <= result.keep[:-1].mean() <= 0.96
     assert result.removed_as_outliers == int((~result.keep).sum())
 

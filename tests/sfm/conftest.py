@@ -8,19 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from components import require
+
 DATASETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
 
 
 @pytest.fixture(scope="session")
 def datasets() -> Path:
-    if not DATASETS.is_dir():
-        pytest.skip(f"real test data not found at {DATASETS.resolve()} (../shared/datasets beside the repo)")
+    require("datasets", DATASETS.is_dir(),
+            f"real test data not found at {DATASETS.resolve()} (../shared/datasets beside the repo)")
     return DATASETS
 
 
 @pytest.fixture(scope="session")
 def chair_images(datasets: Path) -> Path:
     folder = datasets / "chair_images"
-    if not any(folder.glob("*.jpg")):
-        pytest.skip(f"{folder} holds no JPEGs")
+    require("datasets", any(folder.glob("*.jpg")), f"{folder} holds no JPEGs")
     return folder

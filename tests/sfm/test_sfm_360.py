@@ -11,9 +11,9 @@ import pytest
 from sfm_synthetic_360 import write_360_batch
 
 from onyx_sfm.image_index import read_image_index
-from onyx_sfm.poses import umeyama_similarity
+from onyx_tools.pose_score import umeyama
 from onyx_sfm.reconstruct import reconstruct
-from onyx_sfm.strategy import SfmConfig
+from onyx_sfm.config import SfmConfig
 
 FRAMES = 8
 # small views: fewer features and neighbours keep the two runs within the test budget
@@ -36,7 +36,7 @@ def path_error(model: pycolmap.Reconstruction, walk) -> tuple[float, float]:
             estimated.append(image.projection_center())
             truth.append(walk.centres[frame])
     estimated, truth = np.array(estimated), np.array(truth)
-    s, R, t = umeyama_similarity(estimated, truth)
+    s, R, t = umeyama(estimated, truth)
     error = np.linalg.norm(s * estimated @ R.T + t - truth, axis=1).max()
     return float(error), float(np.linalg.norm(np.diff(walk.centres, axis=0), axis=1).sum())
 

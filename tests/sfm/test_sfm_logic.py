@@ -9,9 +9,11 @@ import pycolmap
 import pytest
 
 from onyx_sfm.image_index import ViewInfo, read_image_index
-from onyx_sfm.poses import camera_centre, derive_view_pose, umeyama_similarity, view_from_pano
+from onyx_sfm.poses import camera_centre, derive_view_pose, view_from_pano
+from onyx_tools.pose_score import umeyama
 from onyx_sfm.rig import build_rig_config, rig_image_name
-from onyx_sfm.strategy import (Attempt, SfmConfig, best_attempt, is_good_enough, matching_plan,
+from onyx_sfm.config import SfmConfig
+from onyx_sfm.strategy import (Attempt, best_attempt, is_good_enough, matching_plan,
                                spherical_plan)
 from onyx_sfm.view_pairs import cross_frame_view_pairs, similar_view_pairs
 from onyx_tools.errors import ToolError
@@ -72,7 +74,7 @@ def test_similarity_alignment_recovers_a_known_transform():
     source = rng.normal(size=(20, 3))
     R = pycolmap.Rotation3d(np.array([0.3, -0.2, 0.9])).matrix()
     target = 2.5 * source @ R.T + np.array([1.0, -2.0, 0.5])
-    s, R_est, t_est = umeyama_similarity(source, target)
+    s, R_est, t_est = umeyama(source, target)
     assert s == pytest.approx(2.5)
     np.testing.assert_allclose(R_est, R, atol=1e-12)
     np.testing.assert_allclose(s * source @ R_est.T + t_est, target, atol=1e-12)
@@ -89,11 +91,14 @@ def test_views_are_matched_only_with_similar_views_of_neighbouring_frames():
 
 
 def test_strategy_plans():
-    assert matching_plan("auto", vocab_tree_available=False)[0] == ["sequential", "exhaustive"]
-    assert matching_plan("auto", vocab_tree_available=True)[0] == ["sequential", "loop", "exhaustive"]
+    # never exhaustive unless chosen: its cost grows with the square of the frames
+    assert matching_plan("auto", vocab_tree_available=False)[0] == ["sequential", "retrieval"]
+    assert matching_plan("auto", vocab_tree_available=True)[0] == ["sequential", "retrieval"]
     plan, notes = matching_plan("loop", vocab_tree_available=False)
-    assert plan == ["exhaustive"] and "vocabulary tree" in notes[0]
+    assert plan == ["retrieval"] and "vocabulary tree" in notes[0]
+    assert matching_plan("loop", vocab_tree_available=True)[0] == ["loop"]
     assert matching_plan("sequential", False)[0] == ["sequential"]
+    assert matching_plan("exhaustive", False)[0] == ["exhaustive"]
     assert spherical_plan("auto", has_panoramas=True) == ["spherical", "rig"]
     assert spherical_plan("auto", has_panoramas=False) == ["rig"]
     with pytest.raises(ToolError, match="panoramas/"):
@@ -109,11 +114,12 @@ def test_strategy_plans():
 
 
 def test_config_rejects_bad_parameters_with_one_message():
-    assert SfmConfig.from_params({"matching": "auto", "unknown": 1, "inputs": {}}).matching == "auto"
+    assert SfmConfig.from_params({"matching": "auto", "inputs": {}}).matching == "auto"
     with pytest.raises(ToolError) as error:
-        SfmConfig.from_params({"matching": "fast", "mapper": "magic", "min_registered_ratio": 2})
+        SfmConfig.from_params({"matching": "fast", "mapper": "magic", "min_registered_ratio": 2, "unknown": 1})
     message = str(error.value)
-    assert "matching='fast'" in message and "mapper='magic'" in message and "min_registered_ratio" in message
+    assert "matching: got 'fast'" in message and "mapper: got 'magic'" in message
+    assert "min_registered_ratio" in message and "unknown: not a setting" in message
 
 
 def test_image_index_errors_name_the_fix(tmp_path):
@@ -130,3 +136,103 @@ def test_image_index_errors_name_the_fix(tmp_path):
         {"kind": "normal", "images": [{"name": "frame_00009.jpg", "frame": 1}] * 3}))
     with pytest.raises(ToolError, match="missing"):
         read_image_index(tmp_path / "images")
+
+
+def test_nothing_registered_advises_only_settings_not_tried_and_settable_from_the_cli():
+    """The textureless-video message: a matcher or mapper the run used is not advised again, and every
+    setting it names is one `onyx resume --set STEP.SETTING=VALUE` takes."""
+    import re
+
+    from onyx_dagster.operations import overrides
+    from onyx_sfm.strategy import registered_nothing_message
+
+    auto = registered_nothing_message(40, [Attempt("sequential+incremental", total=40),
+                                           Attempt("exhaustive+incremental", total=40)])
+    assert "tried sequential+incremental, exhaustive+incremental" in auto
+    assert "matching=exhaustive" not in auto and "sparse_model.mapper=global" in auto and "frames.interval" in auto
+    both = registered_nothing_message(40, [Attempt("exhaustive+global", total=40)])
+    assert "matching=" not in both and "mapper=" not in both and "frames.interval" in both
+    sequential = registered_nothing_message(40, [Attempt("sequential+global", total=40)])
+    assert "sparse_model.matching=exhaustive" in sequential and "mapper=" not in sequential
+    rig = registered_nothing_message(60, [Attempt("rig", total=60)])
+    assert "matching=" not in rig and "mapper=" not in rig
+    for message in (auto, both, sequential, rig):
+        named = re.findall(r"\b(frames|sparse_model)\.([a-z_]+)(?:=([a-z0-9.]+))?", message)
+        assert named
+        for step, setting, value in named:
+            overrides.parse([f"{step}.{setting}={value or '0.1'}"])  # raises if the CLI could not set it
+
+
+def test_sequential_pairs_follow_colmap_quadratic_overlap():
+    from onyx_sfm.view_pairs import frame_pairs
+
+    assert frame_pairs([0, 1, 2, 3], 2) == [(0, 1), (0, 2), (1, 2), (1, 3), (2, 3)]
+    pairs = frame_pairs(list(range(40)), 3, quadratic=True)
+    assert (0, 4) in pairs and (0, 5) not in pairs and (10, 14) in pairs  # 2^0, 2^1, 2^2 ahead, and 1..3
+    assert len(pairs) == len(set(pairs)) and all(a < b for a, b in pairs)
+
+
+def test_retrieval_finds_a_revisited_place_beyond_the_sequential_pairs():
+    from onyx_sfm.retrieval import retrieval_pairs, train_vocabulary, vlad
+
+    rng = np.random.default_rng(0)
+    places = [rng.gamma(0.3, size=(400, 128)) for _ in range(6)]
+    places = [np.clip(p / p.max(axis=1, keepdims=True) * 255, 0, 255) for p in places]
+    # a walk through places 0..5, six frames each, that ends where it started (place 0 again)
+    route = [k for k in range(6) for _ in range(6)] + [0] * 6
+    descriptors = []
+    for place in route:
+        seen = places[place][rng.choice(400, size=250, replace=False)]
+        descriptors.append(np.clip(seen + rng.normal(scale=12, size=seen.shape), 0, 255).astype(np.uint8))
+    names = [f"frame_{i + 1:05d}.jpg" for i in range(len(route))]
+    pairs, retrieved = retrieval_pairs(names, descriptors, overlap=3, quadratic_overlap=False, top_k=3)
+    index = {name: i for i, name in enumerate(names)}
+    loop = [(index[a], index[b]) for a, b in pairs if index[b] >= 36 and index[a] < 6]
+    assert len(loop) >= 6, "the return to place 0 is matched with its first visit"
+    assert retrieved >= 6
+    # each frame's single best retrieval beyond its neighbours is the same place wherever there is one
+    centres = train_vocabulary(descriptors)
+    vectors = np.stack([vlad(d, centres) for d in descriptors])
+    similarity = vectors @ vectors.T
+    for i in range(len(route)):
+        others = [j for j in range(len(route)) if abs(i - j) > 3]
+        if any(route[j] == route[i] for j in others):
+            assert route[max(others, key=lambda j: similarity[i, j])] == route[i], i
+    # linear in frames: at most overlap + top_k new pairs per frame
+    assert len(pairs) <= len(names) * (3 + 3)
+
+
+def test_a_global_model_with_a_camera_off_the_path_is_poor():
+    from onyx_sfm.strategy import poor_global_model
+
+    path = np.stack([np.linspace(0, 10, 30), np.zeros(30), np.zeros(30)], axis=1)
+    assert poor_global_model(path, 30, 30, 0.9) == ""
+    outlier = path.copy()
+    outlier[17] = [4.0, 6.0, -3.0]  # one rotation averaged wrong: the camera lands metres away
+    assert "off the path" in poor_global_model(outlier, 30, 30, 0.9)
+    assert poor_global_model(path[:20], 20, 30, 0.9) == "registered 20/30"
+
+
+def test_partial_model_message_names_settings_the_cli_takes():
+    import re
+
+    from onyx_dagster.operations import overrides
+    from onyx_sfm.strategy import partial_model_message
+
+    message = partial_model_message(21, 29, 0.9, [Attempt("sequential+incremental", registered=21, total=29,
+                                                          models=2)])
+    assert "registered only 21 of 29 images (72%, under min_registered_ratio=0.9" in message
+    assert "sequential+incremental: 21/29 in 2 model(s)" in message
+    named = re.findall(r"\b(frames|sparse_model)\.([a-z_]+)(?:=([a-z0-9.]+))?", message)
+    assert ("sparse_model", "accept_partial_model", "true") in named
+    for step, setting, value in named:
+        overrides.parse([f"{step}.{setting}={value or '0.1'}"])  # raises if the CLI could not set it
+
+
+def test_retrieval_of_blank_frames_keeps_the_sequential_pairs():
+    from onyx_sfm.retrieval import retrieval_pairs
+
+    names = [f"frame_{i + 1:05d}.jpg" for i in range(20)]
+    empty = [np.zeros((0, 128), np.uint8) for _ in names]
+    pairs, retrieved = retrieval_pairs(names, empty, overlap=3, quadratic_overlap=False, top_k=5)
+    assert retrieved == 0 and len(pairs) == 17 * 3 + 3

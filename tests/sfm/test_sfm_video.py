@@ -1,7 +1,8 @@
-"""SfM of ordinary video on real data: chair_images and stone_sign.mp4, the sequential -> exhaustive
+"""SfM of ordinary video on real data: chair_images and stone_sign.mp4, the sequential -> retrieval
 fallback, and the error for images nothing can be built from."""
 
 
+import re
 import shutil
 import subprocess
 import sys
@@ -12,11 +13,13 @@ import cv2
 import numpy as np
 import pycolmap
 import pytest
+
+from components import require
 from dagster import AssetExecutionContext, PipesSubprocessClient, asset, materialize
 
 from onyx_sfm.image_index import read_image_index
 from onyx_sfm.reconstruct import reconstruct
-from onyx_sfm.strategy import SfmConfig
+from onyx_sfm.config import SfmConfig
 from onyx_tools.errors import ToolError
 
 METADATA_KEYS = {"registered", "total", "registered_ratio", "points3d", "mean_reprojection_error",
@@ -73,8 +76,7 @@ def extract_every_second_frame(video: Path, target: Path, width: int = 300) -> N
 
 def test_stone_sign_video(datasets, tmp_path):
     video = datasets / "real_videos" / "stone_sign.mp4"
-    if not video.is_file():
-        pytest.skip(f"{video} is absent")
+    require("datasets", video.is_file(), f"{video} is absent")
     extract_every_second_frame(video, tmp_path / "images")
     index = read_image_index(tmp_path / "images")
     started = time.monotonic()
@@ -100,7 +102,8 @@ def test_fallback_rescues_a_sequence_whose_neighbours_do_not_overlap(chair_image
     first, last = result.attempts[0], result.attempts[-1]
     assert first.strategy == "sequential+incremental"
     assert first.registered < 0.9 * first.total or first.models > 1
-    assert last.strategy == "exhaustive+incremental" and result.strategy == "exhaustive+incremental"
+    assert last.strategy == "retrieval+incremental" and result.strategy == "retrieval+incremental"
+    assert "found by retrieval" in last.note
     assert result.registered / result.total >= 0.95 and result.models_found == 1
 
 
@@ -111,3 +114,31 @@ def test_textureless_images_fail_with_an_actionable_message(tmp_path):
         cv2.imwrite(str(images / f"frame_{k + 1:05d}.jpg"), np.full((120, 160, 3), 128, np.uint8))
     with pytest.raises(ToolError, match="SfM registered 0 of 4 images.*textureless or too blurry"):
         reconstruct(images, read_image_index(images), tmp_path / "work", SfmConfig())
+
+
+def test_a_partial_model_fails_the_step_unless_accepted(chair_images, tmp_path):
+    # 21 chair photographs and 4 frames of noise nothing can register: 21/25 = 84%, under 0.9
+    batch = tmp_path / "partial"
+    shutil.copytree(chair_images, batch / "images", ignore=shutil.ignore_patterns("*.yaml", "*.TXT"))
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        noise = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 2)
+        cv2.imwrite(str(batch / "images" / f"zz_noise_{k}.jpg"), noise)
+    params = {"matching": "sequential", "min_registered_ratio": 0.9}
+
+    @asset
+    def sparse_model(context: AssetExecutionContext, pipes: PipesSubprocessClient):
+        return pipes.run(context=context, command=[sys.executable, "-m", "onyx_sfm"],
+                         extras={**params, "batch_dir": str(batch), "inputs": {}}).get_materialize_result()
+
+    failed = materialize([sparse_model], resources={"pipes": PipesSubprocessClient()}, raise_on_error=False)
+    assert not failed.success
+    log = (batch / "logs" / "sfm.log").read_text()
+    assert re.search(r"registered only 2[01] of 25 images \(8[04]%, under min_registered_ratio=0.9", log), log[-2000:]
+    assert "sparse_model.accept_partial_model=true" in log and "frames.interval" in log
+    assert not (batch / "sparse" / "0").exists()
+
+    metadata, _ = run_tool_through_pipes(batch, {**params, "accept_partial_model": True})
+    assert metadata["registered"] in (20, 21) and metadata["total"] == 25
+    assert pycolmap.Reconstruction(batch / "sparse" / "0").num_reg_images() == metadata["registered"]
+    assert "accepted: accept_partial_model is set" in (batch / "logs" / "sfm.log").read_text()

@@ -25,22 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from components import require, require_module
+from browser import HEADLESS_ARGS, find_chromium
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BATCH = "stone-sign-ui"
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-# Chromium as root in a container, with nothing reaching out to the network.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-
-
-def find_chromium() -> str | None:
-    configured = os.environ.get("ONYX_CHROMIUM")
-    for candidate in ([configured] if configured else []) + list(CHROMIUM_CANDIDATES):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("chromium")
+CHROMIUM_ARGS = [*HEADLESS_ARGS, "--disable-gpu"]
 
 
 def free_port() -> int:
@@ -125,8 +116,8 @@ def wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: flo
 @pytest.fixture(scope="package")
 def onyx_site(tmp_path_factory, datasets):
     chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("Chromium not found (/usr/bin/chromium; apt-get install chromium, or set ONYX_CHROMIUM)")
+    require("chromium", chromium is not None,
+            "Chromium not found (/usr/bin/chromium; apt-get install chromium, or set ONYX_CHROMIUM)")
     from dagster import DagsterInstance
 
     from onyx_dagster.batches import add_batch, parse_settings
@@ -175,7 +166,7 @@ def onyx_site(tmp_path_factory, datasets):
 
 @pytest.fixture(scope="package")
 def browser(onyx_site):
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+    playwright_api = require_module("playwright.sync_api", "playwright (pip) is not installed")
     user_data = onyx_site.shot_dir.parent / "chromium-profile"
     with playwright_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from components import needs
+
 ASSETS = ("video", "frames", "sparse_model", "reconstruction", "masks")
 
 
@@ -143,9 +145,8 @@ def _has_batch_job() -> bool:
     return definitions.defs.get_repository_def().has_job("batch_job")
 
 
-@pytest.mark.skipif(not _has_batch_job(), reason=(
-    "definitions.py has no partitioned batch_job yet, so `dagster job backfill` has no job to backfill "
-    "(see docs/many-videos.md)"))
+@needs("checkout", _has_batch_job(), "definitions.py has no partitioned batch_job, so `dagster job backfill` has "
+       "no job to backfill (see docs/many-videos.md)")
 def test_backfill_across_batches_from_the_cli(onyx_site, datasets):
     """``dagster job backfill`` queues one run per batch; the running daemon starts them and they succeed.
 

@@ -4,6 +4,8 @@
         batch.json          settings, written once when the batch is added
         images/             INGEST: frames (or perspective views of 360 frames) + index.json
         panoramas/          INGEST, 360 only: the equirectangular frames
+        {images,panoramas}/operator_masks/{image name}.png
+                            INGEST, 360 only: what moves with the camera, 0 = ignore (COLMAP's convention)
         sparse/0/           SFM: COLMAP binary model of `images/`
         output/<recipe>/    RECONSTRUCTION, one folder per recipe so forks never collide
         masks/              SEGMENT: masks/{image stem}.png, 255 keep / 0 exclude
@@ -21,6 +23,10 @@ BATCH_KEY_RULE = (
     "a batch key is 1-64 characters of lower-case letters, digits and '-', "
     "starting with a letter or digit (no commas, spaces or slashes), e.g. 'harbour-walk-01'"
 )
+# 360: the masks of what moves with the camera (operator, stick, nadir), a folder inside images/ and
+# panoramas/ holding ``<image name>.png`` (0: no features, no training), as COLMAP's mask_path reads them.
+OPERATOR_MASKS = "operator_masks"
+
 _BATCH_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 

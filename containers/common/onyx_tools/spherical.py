@@ -55,9 +55,16 @@ class ViewSpec:
     pitch_deg: float
 
 
+VIEW_SETS = ("cube12", "ring8", "cube6")
+# Neighbouring views share at least this much field of view, so what one view cuts at its
+# border the next one sees whole (features at a seam are matched in one of them).
+VIEW_OVERLAP_DEG = 15.0
+MIN_FOV_DEG = 90.0
+
+
 def view_set(name: str) -> list[ViewSpec]:
-    """Named layouts of perspective views cut from each panorama (all 90 degree FOV)."""
-    if name == "cube12":  # the first version: yaw 0/90/180/270 x pitch -35/0/+35, top row turned 45
+    """Named layouts of perspective views cut from each panorama (their field of view: ``view_fov``)."""
+    if name == "cube12":  # Onyx 1.0: yaw 0/90/180/270 x pitch -35/0/+35, top row turned 45
         specs = [(yaw, -35.0) for yaw in (0, 90, 180, 270)]
         specs += [(yaw, 0.0) for yaw in (0, 90, 180, 270)]
         specs += [(yaw + 45.0, 35.0) for yaw in (0, 90, 180, 270)]
@@ -66,8 +73,34 @@ def view_set(name: str) -> list[ViewSpec]:
     elif name == "cube6":
         specs = [(yaw, 0.0) for yaw in (0, 90, 180, 270)] + [(0.0, 90.0), (0.0, -90.0)]
     else:
-        raise ValueError(f"unknown view set {name!r}: use cube12, ring8 or cube6")
+        raise ValueError(f"unknown view set {name!r}: use {', '.join(VIEW_SETS)}")
     return [ViewSpec(f"v{i:02d}", float(yaw % 360), float(pitch)) for i, (yaw, pitch) in enumerate(specs)]
+
+
+def view_fov(name: str, overlap_deg: float = VIEW_OVERLAP_DEG) -> float:
+    """Field of view (degrees) of the views of ``name``: the widest gap between the optical axes of
+    neighbouring views of one ring plus ``overlap_deg``, and never under 90 degrees.
+
+    cube12 and cube6 (axes 90 degrees apart) get 105 degrees, ring8 (45 apart) keeps 90.
+    """
+    specs = view_set(name)
+    gaps = []
+    for pitch in sorted({s.pitch_deg for s in specs}):
+        yaws = sorted(s.yaw_deg for s in specs if s.pitch_deg == pitch)
+        if len(yaws) > 1:
+            gaps.append(max((b - a) % 360 or 360 for a, b in zip(yaws, yaws[1:] + yaws[:1])))
+    return max(MIN_FOV_DEG, max(gaps, default=0.0) + overlap_deg)
+
+
+def source_view_size(pano_width: int, fov_deg: float) -> int:
+    """The side (even, px) of a square view whose centre has the panorama's own angular resolution.
+
+    The panorama holds ``W / 2 pi`` px per radian everywhere; a view of side S and field of view F
+    holds ``(S / 2) / tan(F / 2)`` at its centre (more towards its edges). Any larger view only
+    interpolates: a 90 degree view of a 640 px wide panorama is 202 px, not 2048.
+    """
+    side = 2.0 * np.tan(np.radians(fov_deg) / 2.0) * pano_width / (2.0 * np.pi)
+    return max(16, int(side) // 2 * 2)
 
 
 def pinhole_focal(size: int, fov_deg: float = 90.0) -> float:

@@ -7,6 +7,9 @@ space first (the standard COLMAP undistorter: about 0.4 s for 21 images of 640x4
 training reads the undistorted PINHOLE model and images. Pinhole models are read as they
 are.
 
+Masks: where the frames step wrote ``images/operator_masks/<name>.png`` (360 video: the operator,
+the stick, the nadir), those pixels are kept out of training and scoring (``View.masked``).
+
 Hold-out: images sorted by name; every ``eval_every``-th one (index 0, 8, 16, ...) is a
 test view, as gsplat's COLMAP parser does.
 """
@@ -24,7 +27,9 @@ import cv2
 import numpy as np
 import torch
 from onyx_tools.errors import ToolError
-from onyx_tools.layout import BatchLayout
+from onyx_tools.layout import OPERATOR_MASKS, BatchLayout
+
+from .render import Camera
 
 MIN_POINTS = 100
 MIN_IMAGES = 2
@@ -38,6 +43,7 @@ class View:
     image: torch.Tensor    # [H, W, 3] float32 in [0, 1]
     K: torch.Tensor        # [3, 3] intrinsics at the training resolution
     viewmat: torch.Tensor  # [4, 4] world -> camera (OpenCV axes, as COLMAP)
+    mask: torch.Tensor | None = None  # [H, W, 1] bool, True where the image shows the scene
 
     @property
     def width(self) -> int:
@@ -47,8 +53,17 @@ class View:
     def height(self) -> int:
         return int(self.image.shape[0])
 
+    @property
+    def camera(self) -> Camera:
+        return Camera(self.K, self.viewmat, self.width, self.height)
+
     def to(self, device: torch.device | str) -> "View":
-        return View(self.name, self.image.to(device), self.K.to(device), self.viewmat.to(device))
+        return View(self.name, self.image.to(device), self.K.to(device), self.viewmat.to(device),
+                    None if self.mask is None else self.mask.to(device))
+
+    def masked(self, rendered: torch.Tensor) -> torch.Tensor:
+        """``rendered`` with the view's own pixels where it is masked: no loss and no gradient there."""
+        return rendered if self.mask is None else torch.where(self.mask, rendered, self.image)
 
 
 @dataclass
@@ -58,7 +73,8 @@ class Scene:
     points: torch.Tensor  # [P, 3] sparse model points (world)
     colors: torch.Tensor  # [P, 3] their colours in [0, 1]
     scene_scale: float    # how far the cameras spread, for the means learning rate and densification
-    source_width: int     # the undownscaled width of the first view's camera
+    source_width: int     # the undownscaled size of the first view's camera
+    source_height: int
     undistorted: bool
 
     @property
@@ -140,7 +156,16 @@ def load_view(image, camera, image_folder: Path, downscale: int) -> View:
     viewmat = np.eye(4)
     viewmat[:3, :4] = image.cam_from_world().matrix()
     rgb = np.ascontiguousarray(bgr[:, :, ::-1]).astype(np.float32) / 255.0
-    return View(image.name, torch.from_numpy(rgb), torch.from_numpy(K).float(), torch.from_numpy(viewmat).float())
+    mask = None
+    mask_file = image_folder / OPERATOR_MASKS / f"{image.name}.png"
+    if mask_file.is_file():
+        keep = cv2.imread(str(mask_file), cv2.IMREAD_GRAYSCALE)
+        if keep is not None and keep.shape != (new_h, new_w):
+            keep = cv2.resize(keep, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
+        if keep is not None and (keep < 128).any():
+            mask = torch.from_numpy(keep >= 128)[:, :, None]
+    return View(image.name, torch.from_numpy(rgb), torch.from_numpy(K).float(), torch.from_numpy(viewmat).float(),
+                mask)
 
 
 def camera_spread(viewmats: list[torch.Tensor]) -> float:
@@ -150,16 +175,16 @@ def camera_spread(viewmats: list[torch.Tensor]) -> float:
     return spread if spread > 0 else 1.0
 
 
-def load_scene(layout: BatchLayout, pick_downscale: Callable[[int], int], eval_every: int) -> Scene:
+def load_scene(layout: BatchLayout, pick_downscale: Callable[[int, int], int], eval_every: int) -> Scene:
     """Read the sparse model, undistort if needed, load and downscale the images, split train/test.
 
-    ``pick_downscale(width)`` chooses the integer factor from the first (undistorted) camera's width.
+    ``pick_downscale(width, height)`` chooses the integer factor from the first (undistorted) camera's size.
     """
     model = read_sparse_model(layout)
     with pinhole_model(layout, model) as (pinhole, image_folder, undistorted):
         images = sorted((im for im in pinhole.images.values() if im.has_pose), key=lambda im: im.name)
-        source_width = pinhole.cameras[images[0].camera_id].width
-        factor = pick_downscale(source_width)
+        first_camera = pinhole.cameras[images[0].camera_id]
+        factor = pick_downscale(first_camera.width, first_camera.height)
         views = [load_view(im, pinhole.cameras[im.camera_id], image_folder, factor) for im in images]
         xyz = np.array([p.xyz for p in pinhole.points3D.values()], dtype=np.float32)
         rgb = np.array([p.color for p in pinhole.points3D.values()], dtype=np.float32) / 255.0
@@ -167,5 +192,6 @@ def load_scene(layout: BatchLayout, pick_downscale: Callable[[int], int], eval_e
     train = [v for v, test in zip(views, is_test) if not test]
     test = [v for v, test in zip(views, is_test) if test]
     return Scene(train=train, test=test, points=torch.from_numpy(xyz), colors=torch.from_numpy(rgb),
-                 scene_scale=camera_spread([v.viewmat for v in views]), source_width=int(source_width),
+                 scene_scale=camera_spread([v.viewmat for v in views]), source_width=int(first_camera.width),
+                 source_height=int(first_camera.height),
                  undistorted=undistorted)

@@ -13,7 +13,8 @@ from onyx_tools.splat_ply import read_splat_ply, write_splat_ply
 
 from .dataset import View
 from .gaussians import to_cloud
-from .train import Rasterize, render
+from .render import Rasterize
+from .train import render_view
 
 SPLAT_FILE = "splat.ply"
 PREVIEW_FILE = "preview.png"
@@ -31,7 +32,7 @@ def write_splat(folder: Path, params) -> int:
 @torch.no_grad()
 def write_preview(path: Path, params, view: View, sh_degree: int, rasterize: Rasterize) -> None:
     """A held-out view: render on the left, the photograph on the right."""
-    image, _, _ = render(params, view, sh_degree, rasterize)
+    image, _, _ = render_view(params, view, sh_degree, rasterize)
     pair = torch.cat([image.clamp(0, 1), view.image], dim=1).cpu().numpy()
     bgr = (pair[:, :, ::-1] * 255.0 + 0.5).astype(np.uint8)
     if view.width < PREVIEW_MIN_WIDTH:

@@ -176,15 +176,23 @@ def rasterization_torch(
         view_colors = torch.clamp_min(_spherical_harmonics(sh_degree, dirs, coeffs) + 0.5, 0.0)
     else:
         view_colors = colors.expand(n_cameras, *colors.shape) if colors.dim() == 2 else colors
+    return composite_views(composite, means2d, conics, opacities, view_colors, depths, radii, width, height,
+                           backgrounds)
 
+
+def composite_views(composite_one, means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor,
+                    depths: Tensor, radii: Tensor, width: int, height: int, backgrounds: Tensor | None
+                    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """Composite each camera's projected Gaussians ([C, N, ...]) with ``composite_one``; gsplat's
+    (renders [C, H, W, D], alphas [C, H, W, 1], info) with ``packed=False``."""
+    n_cameras = means2d.shape[0]
     renders, alphas = [], []
     for cam in range(n_cameras):
         background = backgrounds[cam] if backgrounds is not None else None
-        render, alpha = composite(means2d[cam], conics[cam], opacities, view_colors[cam], depths[cam],
-                                  radii[cam], width, height, background)
+        render, alpha = composite_one(means2d[cam], conics[cam], opacities, colors[cam], depths[cam],
+                                      radii[cam], width, height, background)
         renders.append(render)
         alphas.append(alpha)
-
     info = {
         "camera_ids": None, "gaussian_ids": None, "radii": radii, "means2d": means2d, "depths": depths,
         "conics": conics, "opacities": opacities.expand(n_cameras, -1), "width": width, "height": height,

@@ -8,6 +8,7 @@ materialisation report out).
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,10 @@ from onyx_tools.tool import ToolRun
 from .config import GsplatConfig
 from .dataset import load_scene
 from .export import METRICS_FILE, PREVIEW_FILE, SPLAT_FILE, copy_atomic, write_metrics, write_preview, write_splat
-from .train import select_rasterizer, train
+from .plan import available_threads, make_plan
+from .rasterize_tiles import warm_up
+from .render import rasterizer
+from .train import train
 
 
 def gsplat_kernels_loaded() -> bool:
@@ -44,6 +48,21 @@ def pick_device(requested: str) -> str:
     return device
 
 
+def use_threads(threads: int) -> None:
+    """The compiled CPU kernels take ``threads``; PyTorch's own ops one.
+
+    PyTorch's ops here are small (loss, SSIM, Adam) and its OpenMP threads wait on each
+    other when the cores are shared: measured on 2 busy cores, 2 torch threads ran a step
+    several times slower than 1. numba's kernels split whole tiles and Gaussians instead.
+    Call it before PyTorch's first operation: measured here, SSIM's convolutions took 5x the
+    CPU time when the thread count was lowered after a 2-thread pool had started.
+    """
+    import numba
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
 def _rounded(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)  # None: no held-out views
 
@@ -53,20 +72,27 @@ def build_splat(layout: BatchLayout, config: GsplatConfig, log: logging.Logger,
     """Train and publish ``output/<recipe>/``; return the materialisation metadata."""
     started = time.perf_counter()
     device = pick_device(config.device)
-    scene = load_scene(layout, lambda width: config.resolved(device, width).downscale, config.eval_every)
-    config = config.resolved(device, scene.source_width)
-    rasterizer, rasterize = select_rasterizer(device)
-    log.info("gsplat on %s (%s): %d iterations at %s (downscale %d%s), up to %d Gaussians",
-             device, rasterizer, config.iterations, scene.resolution, config.downscale,
-             ", undistorted" if scene.undistorted else "", config.max_gaussians)
+    if device == "cpu":  # before any PyTorch work: set later, a thread pool already started stays busy
+        use_threads(config.threads or available_threads())
+    scene = load_scene(layout, lambda width, height: make_plan(config, device, width, height).downscale,
+                       config.eval_every)
+    plan = make_plan(config, device, scene.source_width, scene.source_height)
+    if plan.rasterizer == "tiles-cpu":
+        log.info("tile rasterizer kernels ready in %.1f s", warm_up())
+    rasterize = rasterizer(plan.rasterizer)
+    run = (f"{plan.iterations} iterations" if plan.iterations
+           else f"{plan.budget_s:.0f} s of training (about {plan.estimated_steps} steps expected)")
+    log.info("gsplat on %s (%s, %d thread(s)): %s at %s (downscale %d%s), up to %d Gaussians",
+             device, plan.rasterizer, plan.threads, run, scene.resolution, plan.downscale,
+             ", undistorted" if scene.undistorted else "", plan.max_gaussians)
     if not scene.test:
         log.warning("no held-out views (eval_every=%d): PSNR is not measured", config.eval_every)
 
-    def on_step(done: int, total: int, detail: str) -> None:
+    def on_step(done: int, fraction: float, detail: str) -> None:
         if progress:
-            progress("train", done, total, detail)
+            progress("train", round(1000 * fraction), 1000, f"step {done}: {detail}")
 
-    result = train(scene, config, rasterize, device, progress=on_step, log=log.info)
+    result = train(scene, config, plan, rasterize, report=on_step, log=log.info)
 
     target = layout.recipe_output(config.recipe)
     preview_view = (scene.test or scene.train)[0].to(device)
@@ -77,13 +103,13 @@ def build_splat(layout: BatchLayout, config: GsplatConfig, log: logging.Logger,
         write_preview(staged / PREVIEW_FILE, result.params, preview_view, result.sh_degree, rasterize)
         metrics = {
             "gaussians": gaussians, "gaussians_initial": result.gaussians_initial,
-            "iterations": result.iterations, "device": device, "rasterizer": rasterizer,
+            "iterations": result.iterations, "device": device, "rasterizer": plan.rasterizer,
             "train_seconds": round(result.train_seconds, 2), "resolution": scene.resolution,
-            "downscale": config.downscale, "undistorted": scene.undistorted, "sh_degree": result.sh_degree,
+            "downscale": plan.downscale, "undistorted": scene.undistorted, "sh_degree": result.sh_degree,
             "train_views": [v.name for v in scene.train], "test_views": [v.name for v in scene.test],
             "first_eval": result.first_eval, "last_eval": result.last_eval, "history": result.history,
-            "refinements": result.refinements,
-            "preview_view": preview_view.name, "config": config.as_dict(),
+            "checkpoints": result.checkpoints, "refinements": result.refinements,
+            "preview_view": preview_view.name, "plan": plan.as_dict(), "config": config.model_dump(),
         }
         write_metrics(staged / METRICS_FILE, metrics)
     preview_copy = layout.previews / f"{config.recipe}.png"
@@ -94,17 +120,23 @@ def build_splat(layout: BatchLayout, config: GsplatConfig, log: logging.Logger,
         "gaussians": gaussians,
         "iterations": result.iterations,
         "device": device,
-        "rasterizer": rasterizer,
+        "rasterizer": plan.rasterizer,
+        "threads": plan.threads if device == "cpu" else None,
+        "cpu_budget_s": plan.budget_s,
+        "max_gaussians": plan.max_gaussians,
         "train_seconds": round(result.train_seconds, 1),
         "psnr_first_eval": _rounded(result.first_eval["psnr"], 2),
         "psnr_last_eval": _rounded(result.last_eval["psnr"], 2),
         "ssim_last_eval": _rounded(result.last_eval["ssim"], 4),
         "resolution": scene.resolution,
+        "downscale": plan.downscale,
         "held_out_views": len(scene.test),
         "splat_path": (target / SPLAT_FILE).relative_to(root).as_posix(),
         "preview_path": preview_copy.relative_to(root).as_posix(),
         "metrics_path": (target / METRICS_FILE).relative_to(root).as_posix(),
         "total_seconds": round(time.perf_counter() - started, 1),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     return {key: value for key, value in metadata.items() if value is not None}
 

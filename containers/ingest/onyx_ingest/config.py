@@ -1,26 +1,21 @@
-"""Ingest parameters and the first version's frame-count arithmetic.
+"""The ingest tool's settings and Onyx 1.0's (run_pipeline.py) frame-count arithmetic.
 
-The orchestrator passes the parameters as Pipes extras; ``IngestConfig.from_params``
+The orchestrator passes the settings as Pipes extras; ``IngestConfig.from_params``
 validates them all at once and names every bad one, so a misconfigured run fails
 before ffmpeg starts.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated, Literal
 
-from onyx_tools.errors import ToolError
-from onyx_tools.spherical import view_set
+from onyx_tools.config import Quality, Scene, ToolConfig, VideoKind
+from onyx_tools.spherical import VIEW_OVERLAP_DEG, source_view_size, view_fov, view_set
+from pydantic import Field
 
-SCENES = ("indoor", "outdoor")
-QUALITIES = ("proto", "production")
-VIDEO_KINDS = ("normal", "360", "auto")
-VIEW_SETS = ("cube12", "ring8", "cube6")
+ViewSet = Literal["cube12", "ring8", "cube6"]
 
-# Images the first version aimed for per (scene, quality); for 360 video this counts
+# Images Onyx 1.0 aimed for per (scene, quality); for 360 video this counts
 # perspective views, not panoramas.
 TARGET_IMAGES: dict[tuple[str, str], int] = {
     ("outdoor", "production"): 300,
@@ -31,103 +26,71 @@ TARGET_IMAGES: dict[tuple[str, str], int] = {
 
 FIRST_VERSION_VIEWS_PER_FRAME = 12
 
+# 360 video chosen by motion: the most frames a second (4), and the fewest (one every 2 s, even standing still)
+MIN_GAP_S = 0.25
+MAX_GAP_S = 2.0
 
-@dataclass(frozen=True)
-class IngestConfig:
-    """What the ``frames`` asset asks of the ingest tool."""
 
-    scene: str = "outdoor"
-    quality: str = "production"
-    video: str = "auto"  # normal | 360 | auto (detect from metadata or a 2:1 frame)
-    interval: float | None = None  # seconds between extracted frames; overrides the target count
-    max_width: int = 2048  # normal video: frames are downscaled to at most this width, never upscaled
-    view_size: int = 2048  # 360 video: side of each square perspective view
-    view_set: str = "cube12"  # 360 view layout (onyx_tools.spherical.view_set)
-    jpeg_quality: int = 95
-    sharpest_in_window: bool = True  # pick the sharpest frame of each interval window, not its first
+class IngestOptions(ToolConfig):
+    """How frames are taken and stored: the ``frames`` asset's configuration."""
 
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> IngestConfig:
-        """Build from Pipes extras (unknown keys such as ``inputs`` are ignored; None means default)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in params.items() if k in known and (v is not None or k == "interval")}
-        problems: list[str] = []
-        coerced: dict[str, Any] = {}
-        for name, value in values.items():
-            try:
-                coerced[name] = _coerce(name, value)
-            except ValueError as error:
-                problems.append(f"{name}: {error}")
-        if problems:
-            raise ToolError("invalid ingest parameters:\n  " + "\n  ".join(problems))
-        return cls(**coerced)
+    max_width: int = Field(2048, ge=16, le=16384,
+                           description="normal video: frames downscaled to at most this width, never upscaled")
+    # None, not "auto": Dagster's config schema takes Optional but no union of int and str.
+    view_size: Annotated[int, Field(ge=16, le=8192)] | None = Field(
+        None, description="360 video: side of each square perspective view in px; unset: the panorama's own "
+                          "angular resolution at the view's centre (a 105 degree view of a 640 px wide panorama "
+                          "is 264 px), so views are never upsampled past what the source holds")
+    view_set: ViewSet = Field("cube12", description="360 view layout: cube12 (Onyx 1.0's 12 views), "
+                                                   "ring8 or cube6")
+    view_fov_deg: Annotated[float, Field(ge=60, le=150)] | None = Field(
+        None, description="360 video: field of view of each view in degrees; unset: neighbouring views "
+                          f"overlap by {VIEW_OVERLAP_DEG:g} degrees (cube12: 105, ring8: 90)")
+    motion_step_deg: float = Field(
+        8.0, gt=0, le=90, description="360 video without an interval: a frame each time the median parallax "
+                                      "(what is left of the panorama's motion once its rotation is removed) "
+                                      "reaches this many degrees; at least one frame every "
+                                      f"{MAX_GAP_S:g} s, at most one every {MIN_GAP_S:g} s")
+    operator_mask: bool = Field(True, description="360 video: find what moves with the camera (the operator, "
+                                                  "the stick) and keep it out of SfM and training")
+    nadir_mask_deg: float = Field(20.0, ge=0, le=90, description="360 video, with operator_mask: also mask "
+                                                                "this many degrees around straight down")
+    jpeg_quality: int = Field(95, ge=1, le=100)
+    sharpest_in_window: bool = Field(True, description="pick the sharpest frame of each interval window, "
+                                                       "not its first")
+
+    def fov_deg(self) -> float:
+        """The 360 views' field of view in degrees."""
+        return view_fov(self.view_set) if self.view_fov_deg is None else float(self.view_fov_deg)
+
+    def view_side(self, pano_width: int) -> int:
+        """The 360 views' side in px for panoramas ``pano_width`` px wide."""
+        return source_view_size(pano_width, self.fov_deg()) if self.view_size is None else int(self.view_size)
+
+
+class IngestConfig(IngestOptions):
+    """Everything the ingest tool is given: the options and the batch's own choices."""
+
+    scene: Scene = "outdoor"
+    quality: Quality = "production"
+    video: VideoKind = Field("auto", description="normal | 360 | auto (detected from metadata or a 2:1 frame)")
+    interval: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False,
+                                   description="seconds between extracted frames; overrides the target count "
+                                               "(normal video) or the camera's motion (360 video)")
 
     @property
     def target_images(self) -> int:
         return TARGET_IMAGES[(self.scene, self.quality)]
 
 
-def _coerce(name: str, value: Any) -> Any:
-    def choice(options: tuple[str, ...]) -> str:
-        text = str(value)
-        if text not in options:
-            raise ValueError(f"got {value!r}, expected one of {', '.join(options)}")
-        return text
-
-    def integer(lo: int, hi: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"got {value!r}, expected a whole number from {lo} to {hi}")
-        try:
-            number = int(str(value))
-        except ValueError:
-            raise ValueError(f"got {value!r}, expected a whole number from {lo} to {hi}") from None
-        if not lo <= number <= hi:
-            raise ValueError(f"got {number}, expected a whole number from {lo} to {hi}")
-        return number
-
-    if name == "scene":
-        return choice(SCENES)
-    if name == "quality":
-        return choice(QUALITIES)
-    if name == "video":
-        return choice(VIDEO_KINDS)
-    if name == "view_set":
-        return choice(VIEW_SETS)
-    if name == "interval":
-        if value is None:
-            return None
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"got {value!r}, expected seconds between frames (e.g. 0.5) or none") from None
-        if isinstance(value, bool) or not math.isfinite(seconds) or not 0 < seconds <= 3600:
-            raise ValueError(f"got {value!r}, expected seconds between frames, more than 0 and at most 3600")
-        return seconds
-    if name == "max_width":
-        return integer(16, 16384)
-    if name == "view_size":
-        return integer(16, 8192)
-    if name == "jpeg_quality":
-        return integer(1, 100)
-    if name == "sharpest_in_window":
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "1", "yes"):
-            return True
-        if str(value).lower() in ("false", "0", "no"):
-            return False
-        raise ValueError(f"got {value!r}, expected true or false")
-    raise ValueError("not an ingest parameter")  # pragma: no cover - filtered by from_params
-
-
 def source_frame_count(scene: str, quality: str, views_per_frame: int = 1) -> int:
     """How many frames to take from the video.
 
-    Normal video: the target image count. 360 video: the first version divided the
+    Normal video: the target image count. 360 video: Onyx 1.0 divided the
     target by its 12 views (``max(1, target // 12)``). We divide by the chosen view
     set's size instead, so the *image* count stays near the target whatever the
     layout (ring8 gets more panoramas than cube12); for cube12 this is exactly the
-    first version's figure.
+    Onyx 1.0's figure.
     """
     target = TARGET_IMAGES[(scene, quality)]
     if views_per_frame <= 1:
@@ -144,3 +107,6 @@ def frame_interval(duration_s: float, source_frames: int, override: float | None
 
 def views_per_frame(view_set_name: str) -> int:
     return len(view_set(view_set_name))
+
+
+CONFIG = IngestConfig  # the tool's one settings model (onyx_dagster.recipes validates with it)

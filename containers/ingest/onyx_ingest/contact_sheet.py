@@ -8,7 +8,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from onyx_tools.publish import write_png_atomic
 
 MAX_THUMBNAILS = 24

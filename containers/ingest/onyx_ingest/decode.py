@@ -1,131 +1,70 @@
-"""Streaming decode: ffmpeg pipes raw planar Y'CbCr frames, one at a time.
+"""Streaming decode in this process (PyAV, the FFmpeg libraries): planar Y'CbCr frames, one at a time.
 
-Memory does not grow with the video's length: ffmpeg decodes in its own process and
-writes each frame to a pipe; we read exactly one frame's bytes, hand it on, and let
-it go. Frames stay in the decoder's Y'CbCr (``yuv.py``): selection reads their luma only,
-and only the frames that are kept are converted to BGR. ffmpeg's ``showinfo`` filter,
-placed last in the filter chain, prints each frame's number, presentation time and final
-size to stderr before the frame's bytes reach the pipe, so timestamps stay exact for
-variable-frame-rate phone video and the frame size is right even when ffmpeg auto-rotates a
-portrait clip.
+The decoder's own frame buffers are handed on as numpy views, without a copy: selection reads
+their luma only, and only the frames that are kept are converted to BGR (``yuv.py``). Nothing is
+piped between processes, which was most of what ingest spent beyond decoding. Memory does not grow
+with the video's length: a frame is let go as soon as selection has passed it over.
+
+What the decode does matches what ``ffmpeg -i IN -vf scale=...,format=... -fps_mode passthrough``
+gives: every decoded frame once; portrait phone video turned upright by its display matrix as ffmpeg
+auto-rotates (transpose before the scale, so the frame size is the displayed one); downscaling with
+the same filter (``scale``, area) to the planar format of ``yuv.planar_pix_fmt``; timestamps
+relative to the file's start, as ffmpeg's own. Frames that need none of that (no rotation, narrow
+enough, planar Y'CbCr of any depth or range) skip the filter graph entirely.
 """
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import functools
-import queue
-import re
-import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import av.logging
 import numpy as np
-
 from onyx_tools.video import VideoError, VideoInfo, probe_video
 
-from .yuv import PlanarFormat, luma_plane, planar_pix_fmt, planar_to_bgr
+from .yuv import PlanarFormat, native_layout, planar_pix_fmt, planar_to_bgr, to_8bit
 
-# "[Parsed_showinfo_2 @ 0x..] n:   1 pts:    512 pts_time:0.04    ... s:300x533 ..."
-_SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(\S+)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)")
-_STDERR_TAIL = 40
-# Frames read ahead of the consumer, so ffmpeg keeps decoding while a kept frame is converted
-# and written (measured: 10% less wall time on a 60 s 720p video). Memory stays flat: at most
-# this many frames wait.
-READ_AHEAD = 4
+# FFmpeg's messages are kept while decoding (errors only: the callback costs nothing otherwise); a
+# demuxer that meets the end of the file inside a sample says "partial file".
+_PARTIAL = "partial file"
 
 
 @dataclass(frozen=True)
 class DecodedFrame:
     index: int  # 0-based position in the decoded stream
-    timestamp_s: float  # presentation time in the source
-    raw: np.ndarray  # the frame as ffmpeg wrote it: flat uint8, laid out as ``layout``
-    layout: PlanarFormat
+    timestamp_s: float  # presentation time, from the start of the file
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]  # Y', Cb, Cr: views of the decoder's buffers
+    layout: PlanarFormat  # chroma layout, bit depth and range of ``planes``
     color_space: str  # ffprobe's color_space of the source: picks the matrix for ``image``
+    owner: object = field(default=None, repr=False, compare=False)  # keeps the buffers alive
 
-    @property
+    @functools.cached_property
     def luma(self) -> np.ndarray:
-        """H x W uint8 Y' plane (limited range), a view of ``raw``."""
-        return luma_plane(self.raw, self.layout)
+        """H x W uint8 Y' plane: a view of the decoded frame (8-bit sources), else rounded to 8 bits."""
+        return to_8bit(self.planes[0], self.layout.bits)
 
     @functools.cached_property
     def image(self) -> np.ndarray:
         """H x W x 3 uint8 BGR, converted on first use."""
-        return planar_to_bgr(self.raw, self.layout, self.color_space)
+        return planar_to_bgr(self.planes, self.layout, self.color_space)
 
 
-def ffmpeg_command(path: Path, max_width: int | None, pix_fmt: str = "yuv420p") -> list[str]:
-    """The decode command: every frame once (no fps conversion), optionally downscaled."""
-    filters = []
-    if max_width:
-        # Downscale in ffmpeg (area filter) so Python never sees the full-size frame;
-        # never upscale. iw is the displayed width, after ffmpeg's auto-rotation.
-        filters.append(f"scale=w='min(iw,{int(max_width)})':h=-1:flags=area")
-    filters += [f"format={pix_fmt}", "showinfo=checksum=0"]
-    return [
-        "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
-        "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn",
-        "-vf", ",".join(filters),
-        "-fps_mode", "passthrough",  # one output frame per decoded frame, in step with showinfo
-        "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1",
-    ]
+def _plane(frame: av.VideoFrame, number: int, rows: int, cols: int, bits: int) -> np.ndarray:
+    """One plane as a rows x cols view (no copy): the buffer's rows are ``line_size`` bytes apart."""
+    plane = frame.planes[number]
+    dtype = np.dtype(np.uint8 if bits == 8 else np.uint16)
+    stride = plane.line_size // dtype.itemsize
+    flat = np.frombuffer(plane, dtype=dtype)
+    return flat[: rows * stride].reshape(rows, stride)[:, :cols]
 
 
-class _StderrReader(threading.Thread):
-    """Drains ffmpeg's stderr: frame lines go to a queue, the rest to a short tail for errors."""
-
-    def __init__(self, stream):
-        super().__init__(daemon=True)
-        self._stream = stream
-        self.frames: queue.Queue = queue.Queue()
-        self.tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
-        self.truncated = False  # the demuxer met the end of the file inside a sample
-
-    def run(self) -> None:
-        for raw in iter(self._stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
-            match = _SHOWINFO.search(line) if "showinfo" in line else None
-            if match:
-                n, _pts, pts_time, w, h = match.groups()
-                self.frames.put((int(n), _float_or_none(pts_time), int(w), int(h)))
-            elif line:
-                self.tail.append(line)
-                self.truncated |= "partial file" in line
-        self.frames.put(None)  # end of stream
-
-
-class _FrameReader(threading.Thread):
-    """Pairs each showinfo line with its frame's bytes from stdout, a few frames ahead of the consumer."""
-
-    def __init__(self, stdout, shown: queue.Queue, pix_fmt: str):
-        super().__init__(daemon=True)
-        self._stdout, self._shown, self._pix_fmt = stdout, shown, pix_fmt
-        self.frames: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
-        self.stop = threading.Event()  # the consumer has gone: stop reading
-
-    def _put(self, item) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.frames.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(self) -> None:
-        while True:
-            shown = self._shown.get()
-            if shown is None:
-                break
-            _n, pts_time, width, height = shown
-            layout = PlanarFormat(width, height, self._pix_fmt)
-            data = self._stdout.read(layout.frame_bytes)
-            if len(data) < layout.frame_bytes or not self._put((pts_time, layout, data)):
-                break  # ffmpeg stopped mid-frame, or nobody is reading
-        self._put(None)
+def _layout(frame: av.VideoFrame) -> PlanarFormat | None:
+    return native_layout(frame.format.name, frame.width, frame.height, frame.color_range == 2)  # 2: JPEG range
 
 
 @functools.cache
@@ -133,9 +72,10 @@ def keep_frame_buffers_on_the_heap() -> None:
     """Let frame-sized buffers be reused from the heap instead of mapped afresh for each frame.
 
     glibc serves allocations over its mmap threshold (128 KiB, adaptive up to 32 MiB) with a new
-    mapping, and every page of a new mapping faults on first touch: measured here, 590,000 page
-    faults and about 1.5 s of CPU for a 60 s 720p video (three buffers a frame: read, converted,
-    resized). Keeping such buffers on the heap makes it 33,000. glibc only; a no-op elsewhere.
+    mapping, and every page of a new mapping faults on first touch: the sharpness score's scaled copy
+    and Laplacian of every decoded frame, the kept frames' conversions. Measured on a 60 s 720p video:
+    590,000 page faults and about 1.5 s of CPU; keeping such buffers on the heap makes it 33,000.
+    glibc only; a no-op elsewhere.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -146,16 +86,79 @@ def keep_frame_buffers_on_the_heap() -> None:
     mallopt(m_trim_threshold, 256 << 20)  # do not hand freed frames back to the kernel at once
 
 
-def _float_or_none(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:  # "NOPTS"
-        return None
+def _orientation_filters(rotation: int) -> list[tuple[str, str]]:
+    """The filters ffmpeg's auto-rotation inserts for a display matrix turned ``rotation`` degrees."""
+    theta = round(rotation) % 360
+    if theta == 90:
+        return [("transpose", "clock")]
+    if theta == 180:
+        return [("hflip", ""), ("vflip", "")]
+    if theta == 270:
+        return [("transpose", "cclock")]
+    if theta:
+        return [("rotate", f"{theta}*PI/180")]
+    return []
+
+
+class _Filters:
+    """Rotation, downscale and planar format for the frames that need them (an FFmpeg filter graph)."""
+
+    def __init__(self, stream, first: av.VideoFrame, max_width: int | None, pix_fmt: str):
+        chain = _orientation_filters(first.rotation)
+        displayed_width = first.height if chain and chain[0][0] == "transpose" else first.width
+        if max_width and displayed_width > max_width:
+            # area, as the decode always did; never an upscale (ffmpeg's -vf scale=w='min(iw,W)':h=-1)
+            chain.append(("scale", f"w='min(iw,{int(max_width)})':h=-1:flags=area"))
+        # Planar Y'CbCr of any depth and range is used as decoded (yuv.py converts it); other formats
+        # (RGB, NV12, ...) are converted by the scaler FFmpeg inserts before the format filter.
+        self.needed = bool(chain) or _layout(first) is None
+        if not self.needed:
+            return
+        chain.append(("format", f"pix_fmts={pix_fmt}:color_ranges=tv"))
+        self.graph = av.filter.Graph()
+        nodes = [self.graph.add_buffer(template=stream)]
+        nodes += [self.graph.add(name, args) for name, args in chain]
+        nodes.append(self.graph.add("buffersink"))
+        self.graph.link_nodes(*nodes).configure()
+
+    def __call__(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        if not self.needed:
+            return [frame]
+        self.graph.vpush(frame)
+        out = []
+        while True:
+            try:
+                out.append(self.graph.vpull())
+            except (av.BlockingIOError, av.EOFError):
+                return out
+
+
+class _Decoder:
+    """Every decodable frame of the stream. A packet the decoder refuses is passed over, as ffmpeg
+    does, unless most of them are refused (ffmpeg's -max_error_rate, 2/3): then the file is damaged."""
+
+    def __init__(self, container, stream):
+        self.container, self.stream = container, stream
+        self.packets = self.refused = 0
+        self.last_error = ""
+
+    def __iter__(self) -> Iterator[av.VideoFrame]:
+        for packet in self.container.demux(self.stream):
+            self.packets += 1
+            try:
+                yield from packet.decode()  # the last, empty packet flushes the decoder
+            except av.InvalidDataError as error:
+                self.refused += 1
+                self.last_error = str(error)
+
+    @property
+    def damaged(self) -> bool:
+        return self.refused > 0 and self.refused > (2 / 3) * self.packets
 
 
 def stream_frames(path: str | Path, max_width: int | None = None,
                   info: VideoInfo | None = None) -> Iterator[DecodedFrame]:
-    """Yield every frame of ``path`` in order; raise ``VideoError`` if ffmpeg fails.
+    """Yield every frame of ``path`` in order; raise ``VideoError`` if it cannot be decoded.
 
     ``info`` (ffprobe's description, probed here when not given) gives the chroma layout to ask
     for, the colour matrix, and the frame rate that fills in a timestamp for the rare frame
@@ -165,43 +168,60 @@ def stream_frames(path: str | Path, max_width: int | None = None,
     info = info or probe_video(path)
     pix_fmt = planar_pix_fmt(info.pix_fmt)
     keep_frame_buffers_on_the_heap()
-    process = subprocess.Popen(ffmpeg_command(path, max_width, pix_fmt), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1 << 20)
-    reader = _StderrReader(process.stderr)
-    reader.start()
-    frames = _FrameReader(process.stdout, reader.frames, pix_fmt)
-    frames.start()
     count = 0
+    previous_level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
     try:
-        while True:
-            item = frames.frames.get()
-            if item is None:
-                break
-            pts_time, layout, data = item
-            if pts_time is None:
-                pts_time = count / info.fps if info.fps else float(count)
-            yield DecodedFrame(index=count, timestamp_s=pts_time, raw=np.frombuffer(data, dtype=np.uint8),
-                               layout=layout, color_space=info.color_space)
-            count += 1
-        frames.join()
-        process.stdout.close()
-        returncode = process.wait()
-        reader.join(timeout=10)
+        with av.logging.Capture(local=False) as messages:
+            try:
+                container = av.open(str(path))
+            except av.FFmpegError as error:
+                raise VideoError(f"could not open {path} for decoding: {error}; the file may be damaged: "
+                                 "copy it again or re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4)") from None
+            with container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"  # frame and slice threads, as ffmpeg decodes
+                start = container.start_time / av.time_base if container.start_time is not None else 0.0
+                filters = None
+                decoder = _Decoder(container, stream)
+                try:
+                    for decoded in decoder:
+                        if filters is None:
+                            filters = _Filters(stream, decoded, max_width, pix_fmt)
+                        for frame in filters(decoded):
+                            yield _frame(frame, count, start, info)
+                            count += 1
+                except av.FFmpegError as error:
+                    raise VideoError(
+                        f"ffmpeg could not decode {path} after {count} frame(s): '{error}'; the file may be "
+                        "damaged or truncated: copy it again or re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4)"
+                    ) from None
     finally:
-        frames.stop.set()
-        if process.poll() is None:  # the consumer stopped early or failed: stop ffmpeg
-            process.kill()
-            process.wait()
-    if reader.truncated:
-        # ffmpeg exits 0 on a cut-off MP4 whose index sits at the front (faststart): its index
-        # promises samples past the end of the file. Frames from it would silently miss the end.
+        av.logging.set_level(previous_level)
+    if decoder.damaged:
+        raise VideoError(
+            f"ffmpeg could not decode {path}: {decoder.refused} of {decoder.packets} packets refused "
+            f"('{decoder.last_error}'); the file is damaged: copy it again or re-encode it "
+            "(ffmpeg -i IN -c:v libx264 OUT.mp4)")
+    if any(_PARTIAL in message for _level, _name, message in messages):
+        # The demuxer met the end of the file inside a sample: a cut-off MP4 whose index sits at the
+        # front (faststart) promises samples past the end. Frames from it would silently miss the end.
         raise VideoError(
             f"input {path} is truncated: its index lists more data than the file holds, and ffmpeg decoded "
             f"only {count} frame(s) before the end; copy the file again")
-    if returncode != 0:
-        reason = next((line for line in reversed(reader.tail) if "error" in line.lower()),
-                      reader.tail[-1] if reader.tail else f"exit code {returncode}")
-        raise VideoError(
-            f"ffmpeg could not decode {path} after {count} frame(s): '{reason}'; "
-            "the file may be damaged or truncated: copy it again or re-encode it "
-            "(ffmpeg -i IN -c:v libx264 OUT.mp4)")
+
+
+def _frame(frame: av.VideoFrame, index: int, start: float, info: VideoInfo) -> DecodedFrame:
+    layout = _layout(frame)
+    if layout is None:  # the stream changed format midway, past what the filter graph was built for
+        raise VideoError(f"{info.path}: frame {index} is {frame.format.name}, unlike the frames before it; "
+                         "re-encode the video (ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4)")
+    rows, cols = layout.chroma_shape
+    if frame.pts is not None and frame.time_base is not None:
+        timestamp = float(frame.pts * Fraction(frame.time_base)) - start
+    else:
+        timestamp = index / info.fps if info.fps else float(index)
+    planes = (_plane(frame, 0, frame.height, frame.width, layout.bits), _plane(frame, 1, rows, cols, layout.bits),
+              _plane(frame, 2, rows, cols, layout.bits))
+    return DecodedFrame(index=index, timestamp_s=timestamp, planes=planes, layout=layout,
+                        color_space=info.color_space, owner=frame)

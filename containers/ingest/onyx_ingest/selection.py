@@ -1,6 +1,6 @@
 """Frame selection: one frame per interval window, the sharpest one.
 
-The first version took the frame at each multiple of the interval (ffmpeg's fps
+Onyx 1.0 took the frame at each multiple of the interval (ffmpeg's fps
 filter), blurry or not. Here the video is cut into windows of ``interval_s`` and each
 window yields its sharpest frame. The selection streams: it holds the best frame of
 the current window only, so memory does not depend on the video's length.
@@ -58,8 +58,12 @@ def window_of(timestamp_s: float, start_s: float, interval_s: float) -> int:
 
 def select_frames(frames: Iterable[DecodedFrame], interval_s: float, sharpest: bool = True,
                   stats: SelectionStats | None = None,
-                  score: Callable = laplacian_sharpness) -> Iterator[SelectedFrame]:
-    """Yield one frame per non-empty window, in order (the sharpest, or the first when not ``sharpest``)."""
+                  score: Callable = laplacian_sharpness,
+                  window_of_frame: Callable[[DecodedFrame], int] | None = None) -> Iterator[SelectedFrame]:
+    """Yield one frame per non-empty window, in order (the sharpest, or the first when not ``sharpest``).
+
+    Windows are ``interval_s`` long, or numbered by ``window_of_frame`` (non-decreasing) when given.
+    """
     stats = stats if stats is not None else SelectionStats()
     start: float | None = None
     current = None  # [window, best frame, best score, count, first frame, first score]
@@ -79,7 +83,10 @@ def select_frames(frames: Iterable[DecodedFrame], interval_s: float, sharpest: b
         stats.decoded += 1
         if start is None:
             start = frame.timestamp_s
-        window = window_of(frame.timestamp_s, start, interval_s)
+        if window_of_frame is not None:
+            window = window_of_frame(frame)
+        else:
+            window = window_of(frame.timestamp_s, start, interval_s)
         if window == -1:
             window = frame.index
         value = score(frame.luma)

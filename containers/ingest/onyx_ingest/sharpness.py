@@ -25,6 +25,7 @@ def laplacian_sharpness(image: np.ndarray, width: int = SHARPNESS_WIDTH) -> floa
     for _ in range(halvings):
         h, w = grey.shape[0] // 2, grey.shape[1] // 2
         grey = cv2.resize(grey[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
-    # float32 Laplacian + meanStdDev: the same figure as numpy's var of a float64 one, 4x faster
-    _mean, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_32F))
+    # The 3x3 Laplacian of 8-bit samples is an integer within +-1020: int16 holds it exactly, so
+    # meanStdDev gives the same figure as numpy's var of a float64 one, a third faster than float32
+    _mean, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_16S))
     return float(std[0, 0]) ** 2

@@ -15,10 +15,8 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+from onyx_tools.spherical import MIN_FOV_DEG, ViewSpec, pinhole_focal, view_remap
 
-from onyx_tools.spherical import ViewSpec, pinhole_focal, view_remap
-
-FOV_DEG = 90.0
 _PAD = 1
 
 
@@ -41,7 +39,7 @@ class ViewSplitter:
     """
 
     def __init__(self, views: Sequence[ViewSpec], size: int, pano_width: int, pano_height: int,
-                 fov_deg: float = FOV_DEG):
+                 fov_deg: float = MIN_FOV_DEG):
         self.views = list(views)
         self.size = size
         self.pano_width = pano_width

@@ -1,5 +1,8 @@
+"""``python -m onyx_milo``: the milo step behind Dagster Pipes."""
+
 from onyx_tools.tool import run_tool
 
-from .main import main
+from .tool import main
 
-run_tool("milo", main)
+if __name__ == "__main__":
+    run_tool("milo", main)

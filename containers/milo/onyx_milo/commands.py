@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import MiloParams
+from .config import MiloConfig
 
 
-def train_command(params: MiloParams, dataset: Path, model: Path) -> list[str]:
+def train_command(params: MiloConfig, dataset: Path, model: Path) -> list[str]:
     command = [params.python, str(params.home / "train.py"), "-s", str(dataset), "-m", str(model),
                "--imp_metric", params.scene, "--rasterizer", params.rasterizer,
                "--mesh_config", params.mesh_config, "--iterations", str(int(params.iterations))]
@@ -25,7 +25,7 @@ def train_command(params: MiloParams, dataset: Path, model: Path) -> list[str]:
     return command
 
 
-def mesh_command(params: MiloParams, dataset: Path, model: Path) -> list[str]:
+def mesh_command(params: MiloConfig, dataset: Path, model: Path) -> list[str]:
     # MILo's README: extraction must use the mesh config training used (--config there).
     return [params.python, str(params.home / "mesh_extract_sdf.py"), "-s", str(dataset), "-m", str(model),
             "--rasterizer", params.rasterizer, "--config", params.mesh_config]

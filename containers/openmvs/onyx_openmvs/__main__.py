@@ -1,5 +1,8 @@
+"""``python -m onyx_openmvs``: the openmvs tool's entrypoint (Dagster Pipes)."""
+
 from onyx_tools.tool import run_tool
 
-from .main import main
+from .tool import main
 
-run_tool("openmvs", main)
+if __name__ == "__main__":
+    run_tool("openmvs", main)

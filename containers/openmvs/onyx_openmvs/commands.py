@@ -4,8 +4,11 @@ Assumed CLI (OpenMVS 2.3.0, ``--help`` of each binary):
   InterfaceCOLMAP -i <dense workspace> -o scene.mvs --image-folder <workspace>/images
   DensifyPointCloud scene.mvs -o scene_dense.mvs --resolution-level L --max-resolution M
   ReconstructMesh scene_dense.mvs -o scene_mesh.mvs [--decimate 0.2]       (writes scene_mesh.ply)
-  RefineMesh scene_mesh.mvs -m scene_mesh.ply -o scene_refined.mvs          (writes scene_refined.ply)
-  TextureMesh <scene>.mvs -m <mesh>.ply -o scene_textured.mvs --export-type glb  (writes scene_textured.glb)
+  RefineMesh scene_dense.mvs -m scene_mesh.ply -o scene_refined.mvs        (writes scene_refined.ply)
+  TextureMesh scene_dense.mvs -m <mesh>.ply -o scene_textured.mvs --export-type glb  (writes scene_textured.glb)
+ReconstructMesh and RefineMesh write only the mesh (.ply) when their input is the scene DensifyPointCloud wrote
+(OpenMVS saves a .mvs beside it only for other archive types), so the later steps read the dense scene and the
+mesh file.
 Every binary also takes ``-w <working folder>`` and ``--max-threads N`` (0 = all cores).
 """
 
@@ -21,7 +24,7 @@ BINARIES = ("InterfaceCOLMAP", "DensifyPointCloud", "ReconstructMesh", "RefineMe
 class OpenMVSSettings:
     resolution_level: int = 1       # DensifyPointCloud; usually replaced by the memory-based choice
     max_resolution: int = 3200      # OpenMVS's default cap on the longer image side
-    decimate: float = 1.0           # ReconstructMesh --decimate; proto uses 0.2 as the first version did
+    decimate: float = 1.0           # ReconstructMesh --decimate; proto uses 0.2 as Onyx 1.0 did
     refine: bool = False            # RefineMesh (production)
     refine_resolution_level: int = 2
     texture_resolution_level: int = 0
@@ -89,13 +92,13 @@ def reconstruct(paths: ScenePaths, settings: OpenMVSSettings) -> list[str]:
 
 
 def refine(paths: ScenePaths, settings: OpenMVSSettings) -> list[str]:
-    return ["RefineMesh", str(paths.mesh), "-m", str(paths.mesh_ply), "-o", str(paths.refined),
+    return ["RefineMesh", str(paths.dense), "-m", str(paths.mesh_ply), "-o", str(paths.refined),
             "--resolution-level", str(settings.refine_resolution_level), *_common(paths, settings)]
 
 
 def texture(paths: ScenePaths, settings: OpenMVSSettings) -> list[str]:
-    scene, mesh = (paths.refined, paths.refined_ply) if settings.refine else (paths.mesh, paths.mesh_ply)
-    return ["TextureMesh", str(scene), "-m", str(mesh), "-o", str(paths.textured),
+    mesh = paths.refined_ply if settings.refine else paths.mesh_ply
+    return ["TextureMesh", str(paths.dense), "-m", str(mesh), "-o", str(paths.textured),
             "--export-type", "glb", "--resolution-level", str(settings.texture_resolution_level),
             *_common(paths, settings)]
 

@@ -1,7 +1,7 @@
-"""The photogrammetry path without OpenMVS (no CUDA, no binaries): SGBM depth -> COLMAP fusion -> Poisson.
+"""The photogrammetry path without OpenMVS (no CUDA, no binaries): plane-sweep depth -> COLMAP fusion -> Poisson.
 
 Chosen over a TSDF: COLMAP's fusion checks every depth against the other views
-(reprojection, depth and normal agreement), which removes most SGBM mismatches before
+(reprojection, depth and normal agreement), which removes most mismatches before
 meshing; a TSDF would average them into the surface.
 """
 
@@ -19,7 +19,7 @@ from onyx_tools.errors import ToolError
 
 from .fusion import FusionConfig, fuse, write_maps
 from .meshing import Mesh, MeshConfig, poisson_mesh
-from .stereo import SGBMConfig, choose_neighbours, combine_depths, normals_from_depth, pair_depth
+from .stereo import SweepConfig, choose_neighbours, normals_from_depth, sweep_depth
 from .views import SparseScene
 
 Progress = Callable[[str, int, int, str], None]
@@ -27,7 +27,7 @@ Progress = Callable[[str, int, int, str], None]
 
 @dataclass(frozen=True)
 class CPUConfig:
-    sgbm: SGBMConfig = field(default_factory=SGBMConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
 
@@ -40,30 +40,41 @@ class CPUResult:
     timings: dict[str, float]
 
 
-def depth_maps(workspace: Path, scene: SparseScene, config: SGBMConfig, progress: Progress,
+def depth_maps(workspace: Path, scene: SparseScene, config: SweepConfig, progress: Progress,
                log: logging.Logger) -> list[str]:
-    """Estimate and write a depth + normal map for every view that has a usable neighbour."""
+    """Estimate and write a depth + normal map for every view that has usable neighbours."""
     cache: dict[str, object] = {}
 
     def image(name: str):
         if name not in cache:
-            if len(cache) > 8:      # views are visited in order; neighbours are near
+            if len(cache) > 12:     # views are visited in order; neighbours are near
                 cache.pop(next(iter(cache)))
             cache[name] = cv2.imread(str(workspace / "images" / name), cv2.IMREAD_GRAYSCALE)
         return cache[name]
 
     written = []
     for number, ref in enumerate(scene.views, start=1):
-        neighbours = choose_neighbours(scene, ref, config)
-        depths = [pair_depth(ref, scene.views[j], image(ref.name), image(scene.views[j].name),
-                             scene.points_of(ref), config) for j in neighbours]
-        depths = [d for d in depths if (d > 0).any()]
-        if not depths:
-            log.warning("no usable stereo neighbour for %s; it gets no depth map", ref.name)
+        neighbours = [scene.views[j] for j in choose_neighbours(scene, ref, config)]
+        if not neighbours:
+            log.warning("no view shares enough points with %s at a useful angle; it gets no depth map", ref.name)
+            progress("depth maps", number, len(scene.views), ref.name)
+            continue
+        try:
+            depth, _ncc = sweep_depth(ref, neighbours, image(ref.name), [image(v.name) for v in neighbours],
+                                      scene.points_of(ref), config)
+        except cv2.error as error:
+            # OpenCV checks its arguments: the same views fail the same way on a retry
+            raise ToolError(f"depth of {ref.name} failed in OpenCV ({' '.join(str(error).split())[:200]}); "
+                            "rerun with backend 'openmvs' in the onyx-openmvs image") from None
+        known = float((depth > 0).mean())
+        if known < 0.01:
+            log.warning("%s: the sweep kept depth for %.1f %% of the pixels; it gets no depth map",
+                        ref.name, 100 * known)
         else:
-            depth = combine_depths(depths, config.agree_tolerance)
             write_maps(workspace, ref.name, depth, normals_from_depth(depth, ref.K))
             written.append(ref.name)
+            log.info("%s: depth for %.0f %% of the pixels from %s", ref.name, 100 * known,
+                     ", ".join(v.name for v in neighbours))
         progress("depth maps", number, len(scene.views), ref.name)
     return written
 
@@ -72,7 +83,7 @@ def reconstruct_cpu(workspace: Path, scene: SparseScene, work: Path, config: CPU
                     progress: Progress, log: logging.Logger) -> CPUResult:
     timings: dict[str, float] = {}
     started = time.monotonic()
-    names = depth_maps(workspace, scene, config.sgbm, progress, log)
+    names = depth_maps(workspace, scene, config.sweep, progress, log)
     timings["depth_maps_s"] = round(time.monotonic() - started, 2)
     if len(names) < config.fusion.min_num_pixels:
         raise ToolError(f"only {len(names)} views got a depth map: the sparse model needs more overlapping "

@@ -15,7 +15,7 @@ import numpy as np
 
 from .colmap_arrays import write_array
 
-INPUT_TYPE = "geometric"  # SGBM depths were cross-checked between two neighbours
+INPUT_TYPE = "geometric"  # swept depths were matched against several neighbours
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class FusionConfig:
     min_num_pixels: int = 3        # views that must agree (COLMAP's default 5 suits PatchMatch's denser maps)
     max_reproj_error: float = 2.0
     max_depth_error: float = 0.01
-    max_normal_error: float = 30.0 # SGBM normals are derived from depth, noisier than PatchMatch's
+    max_normal_error: float = 30.0 # normals are derived from depth, noisier than PatchMatch's
     max_image_size: int = -1
 
 

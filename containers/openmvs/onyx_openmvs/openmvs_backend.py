@@ -56,6 +56,18 @@ def ply_vertex_count(path: Path) -> int:
     return 0
 
 
+def vertex_colours(mesh) -> np.ndarray:
+    """(V, 3) uint8 colours of a textured mesh's vertices, sampled from its texture (mesh.ply has no texture)."""
+    import trimesh
+
+    visual = mesh.visual
+    material = getattr(visual, "material", None)
+    image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
+    if getattr(visual, "uv", None) is None or image is None:
+        raise ToolError("TextureMesh wrote a mesh without a texture: check logs/openmvs.log")
+    return np.asarray(trimesh.visual.color.uv_to_color(visual.uv, image))[:, :3].astype(np.uint8)
+
+
 def reconstruct_openmvs(workspace: Path, work: Path, settings: OpenMVSSettings, fixed_level: int | None,
                         image_count: int, image_size: tuple[int, int], progress, log: logging.Logger
                         ) -> OpenMVSResult:
@@ -73,7 +85,10 @@ def reconstruct_openmvs(workspace: Path, work: Path, settings: OpenMVSSettings, 
              choice.available_bytes / 2**30, "" if choice.fits else ": MAY NOT FIT, expect an OOM kill")
     settings = replace(settings, resolution_level=choice.level)
     paths = ScenePaths(work)
-    work.mkdir(parents=True, exist_ok=True)
+    # DensifyPointCloud reuses any depth*.dmap in its working folder: an earlier attempt's maps (another
+    # resolution level, another sparse model) would silently become this run's
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     steps = commands.pipeline(workspace, paths, settings)
     timings: dict[str, float] = {}
     for number, (step, command) in enumerate(steps):
@@ -84,13 +99,16 @@ def reconstruct_openmvs(workspace: Path, work: Path, settings: OpenMVSSettings, 
         timings[f"{step}_s"] = round(time.monotonic() - started, 2)
     progress("TextureMesh", len(steps), len(steps), "done")
 
-    found = sorted(work.glob("scene_textured*.glb"))
+    found = sorted(work.glob("scene_textured.glb")) or sorted(work.glob("scene_textured*.glb"))
     if not found:
         raise ToolError(f"TextureMesh finished but wrote no GLB in {work}: check logs/openmvs.log")
     loaded = trimesh.load(found[0], force="mesh")
-    colors = np.asarray(loaded.visual.to_color().vertex_colors)[:, :3]
+    # TextureMesh's GLB points at its texture as a PNG beside it; the published GLB carries it inside
+    embedded = work / "scene_textured_embedded.glb"
+    loaded.export(embedded, file_type="glb")
+    colors = vertex_colours(loaded)
     mesh = Mesh(vertices=np.asarray(loaded.vertices, np.float64), faces=np.asarray(loaded.faces, np.int64),
                 colors=colors.astype(np.uint8))
     dense_ply = paths.dense.with_suffix(".ply")
-    return OpenMVSResult(mesh=mesh, glb=found[0], resolution=choice, timings=timings,
+    return OpenMVSResult(mesh=mesh, glb=embedded, resolution=choice, timings=timings,
                          dense_points=ply_vertex_count(dense_ply) if dense_ply.is_file() else 0)

@@ -1,11 +1,15 @@
-"""Depth per view from OpenCV semi-global matching on rectified neighbour pairs.
+"""Depth per view from a multi-view plane sweep with ZNCC, on the CPU.
 
-``pycolmap.patch_match_stereo`` needs CUDA, so the CPU path estimates depth with
-StereoSGBM instead: rectify the reference view with a neighbour (their relative pose
-comes from the sparse model), match, turn disparity into depth and carry it back to
-the reference view's own (undistorted, unrectified) pixel grid, which is what COLMAP's
-fusion expects. The sparse points the view observes bound the disparity search, so
-SGBM neither wastes time on impossible disparities nor locks onto repeated texture.
+``pycolmap.patch_match_stereo`` needs CUDA, so the CPU path sweeps fronto-parallel planes
+through the reference view instead: each neighbour is warped onto the reference by the
+plane's homography and compared window by window (zero-mean normalised cross-correlation).
+Unlike rectified two-view stereo this works for any relative pose, forward motion included
+(rectification is degenerate when the epipole lies inside the image, as it does for a
+camera walking or flying forwards). The sparse points the view observes bound the depth
+range, so no plane is wasted on depths the scene does not have. Each pixel keeps the
+depth whose cost, the mean of its best neighbours' (an occluded neighbour does not veto),
+is lowest, refined between planes by a parabola; COLMAP's fusion then keeps only depths
+that other views confirm.
 """
 
 from __future__ import annotations
@@ -20,17 +24,16 @@ from .views import SparseScene, View
 
 
 @dataclass(frozen=True)
-class SGBMConfig:
-    neighbours: int = 2              # pairs per reference view; their depths cross-check each other
-    min_angle_deg: float = 3.0       # below this the baseline is too short for useful depth
-    max_angle_deg: float = 30.0      # above this the views look too different to match
-    block_size: int = 5
-    uniqueness_ratio: int = 10
-    speckle_window: int = 100
-    speckle_range: int = 2
-    max_disparities: int = 256       # cap on the search range (a multiple of 16)
-    agree_tolerance: float = 0.02    # two neighbours' depths must agree within 2 %
-    alpha: float = 1.0               # rectification keeps every reference pixel
+class SweepConfig:
+    neighbours: int = 3              # views compared with each reference view
+    min_angle_deg: float = 1.0       # median triangulation angle below which a neighbour adds no depth
+    max_angle_deg: float = 40.0      # above it the views look too different to match
+    min_shared_points: int = 20      # sparse points a neighbour must share with the reference
+    planes: int = 64                 # depth hypotheses, evenly spaced in inverse depth (refined between them)
+    window: int = 7                  # ZNCC window side (pixels)
+    best_of: int = 2                 # a pixel's cost is the mean of its best this-many neighbours
+    min_ncc: float = 0.5             # below this correlation a pixel gets no depth
+    min_texture: float = 2.0         # grey-level standard deviation in the window below which no depth
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -38,24 +41,20 @@ def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def choose_neighbours(scene: SparseScene, ref: View, config: SGBMConfig) -> list[int]:
-    """Indices of the views best paired with ``ref``: many shared points, a useful triangulation angle,
-    and a baseline mostly sideways in the reference image (SGBM searches along rows)."""
+def choose_neighbours(scene: SparseScene, ref: View, config: SweepConfig) -> list[int]:
+    """Indices of the views best compared with ``ref``: many shared points and a useful triangulation
+    angle (about 10 degrees: enough parallax for depth, similar enough for matching)."""
     scored = []
     for index, other in enumerate(scene.views):
         if other is ref:
             continue
         shared = np.intersect1d(ref.point_ids, other.point_ids, assume_unique=True)
-        if len(shared) < 20:
+        if len(shared) < config.min_shared_points:
             continue
         points = scene.points[np.searchsorted(scene.point_ids, shared)]
         angle = float(np.median(_angle_deg(points - ref.center, points - other.center)))
         if not config.min_angle_deg <= angle <= config.max_angle_deg:
             continue
-        baseline = ref.R @ (other.center - ref.center)
-        if abs(baseline[0]) < abs(baseline[1]):  # stereoRectify would make it a vertical pair
-            continue
-        # favour about 10 degrees: enough parallax for depth, similar enough for matching
         score = len(shared) * math.exp(-((angle - 10.0) / 10.0) ** 2)
         scored.append((score, index))
     return [index for _, index in sorted(scored, reverse=True)[: config.neighbours]]
@@ -65,81 +64,81 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
 
 
-def pair_depth(ref: View, other: View, ref_image: np.ndarray, other_image: np.ndarray,
-               ref_points: np.ndarray, config: SGBMConfig) -> np.ndarray:
-    """Depth (0 = unknown) on ``ref``'s pixel grid from one rectified pair; ``ref_points`` are the
-    world coordinates of the sparse points ``ref`` observes (they bound the disparity search)."""
+def depth_range(ref: View, ref_points: np.ndarray) -> tuple[float, float] | None:
+    """Depths the sparse points ``ref`` observes span, widened a little; None without enough points."""
+    z = (ref_points @ ref.R.T + ref.t)[:, 2]
+    z = z[z > 0]
+    if len(z) < 10:
+        return None
+    lo, hi = np.percentile(z, [1, 99])
+    return 0.8 * float(lo), 1.25 * float(hi)
+
+
+def sweep_depth(ref: View, others: list[View], ref_image: np.ndarray, other_images: list[np.ndarray],
+                ref_points: np.ndarray, config: SweepConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Depth (0 = unknown) and its ZNCC on ``ref``'s pixel grid; ``ref_points`` are the world coordinates
+    of the sparse points ``ref`` observes (they bound the sweep)."""
     size = (ref.width, ref.height)
-    R = other.R @ ref.R.T                     # other_from_ref
-    T = other.t - R @ ref.t
-    R1, R2, P1, P2, _Q, _roi1, _roi2 = cv2.stereoRectify(
-        ref.K, np.zeros(5), other.K, np.zeros(5), size, R, T.reshape(3, 1), flags=cv2.CALIB_ZERO_DISPARITY, alpha=config.alpha)
-    if abs(P2[1, 3]) > abs(P2[0, 3]):         # vertical rectification: not what SGBM searches
-        return np.zeros((ref.height, ref.width), np.float32)
-    f = float(P1[0, 0])
-    baseline = abs(float(P2[0, 3])) / f
-    ref_on_right = P2[0, 3] > 0              # the neighbour is to the left of the reference
+    shape = (ref.height, ref.width)
+    bounds = depth_range(ref, ref_points)
+    if bounds is None or not others:
+        return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    window = (config.window, config.window)
 
-    # disparity range from the sparse points, seen in the rectified reference frame
-    cam = ref_points @ ref.R.T + ref.t
-    z_rect = (cam @ R1.T)[:, 2]
-    z_rect = z_rect[z_rect > 1e-6]
-    if len(z_rect) < 10:
-        return np.zeros((ref.height, ref.width), np.float32)
-    d_lo, d_hi = np.percentile(f * baseline / z_rect, [1, 99])
-    min_disp = max(0, int(math.floor(0.75 * d_lo)))
-    num_disp = int(math.ceil((1.25 * d_hi - min_disp) / 16.0)) * 16
-    num_disp = int(min(max(num_disp, 16), config.max_disparities))
+    def box(image: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(image, cv2.CV_32F, window, borderType=cv2.BORDER_REFLECT)
 
-    map1 = cv2.initUndistortRectifyMap(ref.K, np.zeros(5), R1, P1, size, cv2.CV_32FC1)
-    map2 = cv2.initUndistortRectifyMap(other.K, np.zeros(5), R2, P2, size, cv2.CV_32FC1)
-    rect_ref = cv2.remap(_gray(ref_image), *map1, cv2.INTER_LINEAR)
-    rect_other = cv2.remap(_gray(other_image), *map2, cv2.INTER_LINEAR)
-    if ref_on_right:   # mirror both so the reference is the left image; disparities stay positive
-        rect_ref, rect_other = rect_ref[:, ::-1].copy(), rect_other[:, ::-1].copy()
+    ref_gray = _gray(ref_image).astype(np.float32)
+    mean_ref = box(ref_gray)
+    std_ref = np.sqrt(np.maximum(box(ref_gray * ref_gray) - mean_ref * mean_ref, 0))
 
-    block = config.block_size
-    sgbm = cv2.StereoSGBM_create(
-        minDisparity=min_disp, numDisparities=num_disp, blockSize=block,
-        P1=8 * block * block, P2=32 * block * block, disp12MaxDiff=1,
-        uniquenessRatio=config.uniqueness_ratio, speckleWindowSize=config.speckle_window,
-        speckleRange=config.speckle_range, mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
-    disparity = sgbm.compute(rect_ref, rect_other).astype(np.float32) / 16.0
-    if ref_on_right:
-        disparity = disparity[:, ::-1]
-    # pixels the rectified reference got from outside the image have no real match
-    inside = cv2.remap(np.ones((ref.height, ref.width), np.uint8), *map1, cv2.INTER_NEAREST)
-    disparity[inside == 0] = 0
+    sources = []
+    for other, image in zip(others, other_images):
+        R = other.R @ ref.R.T                      # other_from_ref
+        T = other.t - R @ ref.t
+        K_inv = np.linalg.inv(ref.K)
+        gray = _gray(image).astype(np.float32)
+        sources.append((gray, np.ones(gray.shape, np.uint8), other.K @ R @ K_inv,
+                        other.K @ T.reshape(3, 1) @ np.array([[0.0, 0.0, 1.0]]) @ K_inv))
 
-    # back to the reference's own grid: original pixel -> rectified pixel is the homography P1 R1 K^-1
-    u, v = np.meshgrid(np.arange(ref.width, dtype=np.float64), np.arange(ref.height, dtype=np.float64))
-    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(ref.K).T   # z = 1
-    rect_rays = rays @ R1.T
-    q = rect_rays @ P1[:, :3].T
-    qx = (q[..., 0] / q[..., 2]).astype(np.float32)
-    qy = (q[..., 1] / q[..., 2]).astype(np.float32)
-    d = cv2.remap(disparity, qx, qy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    valid = d >= max(min_disp, 0.5)
-    depth = np.zeros(d.shape, np.float32)
-    # depth along the rectified axis, then along the reference's own optical axis (ray z = 1)
-    depth[valid] = (f * baseline / d[valid]) / rect_rays[..., 2][valid]
-    z_cam = cam[:, 2][cam[:, 2] > 0]
-    lo, hi = np.percentile(z_cam, [1, 99])
-    depth[(depth < 0.5 * lo) | (depth > 2.0 * hi)] = 0
-    return depth
+    inverse_depths = np.linspace(1.0 / bounds[0], 1.0 / bounds[1], config.planes)
+    best_of = min(config.best_of, len(sources))
+    costs = np.empty((config.planes, *shape), np.float32)
+    for p, inverse_depth in enumerate(inverse_depths):
+        per_source = np.empty((len(sources), *shape), np.float32)
+        for s, (gray, ones, rotation, translation) in enumerate(sources):
+            # the plane z = d in the reference frame maps reference pixels to the neighbour by
+            # K_o (R + T n^T / d) K_r^-1, n = (0, 0, 1)
+            H = rotation + translation * inverse_depth
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            warped = cv2.warpPerspective(gray, H, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            seen = cv2.warpPerspective(ones, H, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            mean_w = box(warped)
+            std_w = np.sqrt(np.maximum(box(warped * warped) - mean_w * mean_w, 0))
+            ncc = (box(ref_gray * warped) - mean_ref * mean_w) / np.maximum(std_ref * std_w, 1e-3)
+            ncc[(std_w < config.min_texture) | (seen == 0)] = -1.0   # flat there, or outside the neighbour
+            per_source[s] = 1.0 - ncc
+        if best_of < len(sources):
+            per_source.partition(best_of - 1, axis=0)
+        costs[p] = per_source[:best_of].mean(axis=0)
 
-
-def combine_depths(depths: list[np.ndarray], tolerance: float) -> np.ndarray:
-    """Merge neighbour depths: where several are known they must agree (then averaged), else drop;
-    where one is known it stays (fusion checks it against the other views anyway)."""
-    stack = np.stack(depths)
-    known = stack > 0
-    count = known.sum(axis=0)
-    total = np.where(known, stack, 0).sum(axis=0)
-    mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    spread = np.where(known, np.abs(stack - mean) / np.maximum(mean, 1e-9), 0).max(axis=0)
-    mean[(count > 1) & (spread > tolerance)] = 0
-    return mean.astype(np.float32)
+    best = np.argmin(costs, axis=0)
+    rows, cols = np.indices(shape)
+    cost = costs[best, rows, cols]
+    # sub-plane refinement: the vertex of the parabola through the best plane and its two neighbours
+    inner = (best > 0) & (best < config.planes - 1)
+    before = costs[np.clip(best - 1, 0, config.planes - 1), rows, cols]
+    after = costs[np.clip(best + 1, 0, config.planes - 1), rows, cols]
+    curvature = before + after - 2.0 * cost
+    offset = np.where(inner & (curvature > 1e-6), 0.5 * (before - after) / np.maximum(curvature, 1e-6), 0.0)
+    step = inverse_depths[1] - inverse_depths[0] if config.planes > 1 else 0.0
+    inverse = inverse_depths[best] + np.clip(offset, -0.5, 0.5) * step
+    depth = np.where(inverse > 0, 1.0 / np.maximum(inverse, 1e-12), 0.0).astype(np.float32)
+    ncc = (1.0 - cost).astype(np.float32)
+    # a depth at either end of the sweep is a clipped guess, not a minimum
+    depth[~inner | (ncc < config.min_ncc) | (std_ref < config.min_texture)] = 0
+    return depth, ncc
 
 
 def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -147,7 +146,7 @@ def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     h, w = depth.shape
     u, v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    # smooth before differencing: SGBM depth is quantised and differentiates into noise
+    # smooth before differencing: swept depth is quantised and differentiates into noise
     valid = (depth > 0).astype(np.float32)
     blur = cv2.boxFilter(depth, -1, (7, 7), normalize=False)
     weight = cv2.boxFilter(valid, -1, (7, 7), normalize=False)

@@ -1,6 +1,6 @@
 """Dropping Gaussians that the masks exclude, then statistical outliers: a pure function over arrays.
 
-The first version's rule, vectorised over Gaussians (one pass per view, never per Gaussian):
+Onyx 1.0's rule, vectorised over Gaussians (one pass per view, never per Gaussian):
 
 1. Views whose mask keeps under 5% of its pixels are not used (a frame of sky tells little).
 2. Up to 50 evenly spaced remaining views are used. Each Gaussian centre is projected into each;
@@ -10,7 +10,7 @@ The first version's rule, vectorised over Gaussians (one pass per view, never pe
 4. Outlier removal on the survivors: mean distance to the 10 nearest neighbours <= its 95th
    percentile and distance to the centroid <= its 99th percentile.
 
-Gaussians that fewer than 2 used views see at all. Step 3 drops them, as the first version did,
+Gaussians that fewer than 2 used views see at all. Step 3 drops them, as Onyx 1.0 did,
 and we keep that on purpose:
 - Outside every view (behind the cameras, off to the sides): no image ever showed them, so no
   training view supervised them and no mask can vouch for them. They are the floaters and stray

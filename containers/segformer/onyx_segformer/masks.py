@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-
 from onyx_tools.errors import ToolError
 
 from .images import EXCLUDE, KEEP

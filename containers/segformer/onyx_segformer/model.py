@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
 from onyx_tools.errors import ToolError
+from onyx_tools.gpu import pick_device
 
 from .config import WEIGHTS_ENV
 
@@ -67,11 +67,7 @@ def saved_model_id(model_dir: str | os.PathLike) -> str | None:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ToolError(f"device {device!r} asked for but CUDA is not available here: use device 'cpu' or 'auto'")
-    return torch.device(device)
+    return torch.device(pick_device(device, "segformer"))
 
 
 def load_model(model_dir: str | os.PathLike, model_id: str, device: torch.device):

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-
 TINT_BGR = (255, 0, 255)  # magenta: excluded (sky, water, people, boats)
 
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 from onyx_tools.errors import ToolError
 from onyx_tools.layout import BatchLayout
 from onyx_tools.manifest import data_version, file_sha256
@@ -24,7 +23,7 @@ from onyx_tools.splat_ply import read_splat_ply, write_splat_ply
 from onyx_tools.tool import ToolRun
 
 from .cameras import read_cameras
-from .config import SPLAT_NAMES, SegformerParams
+from .config import SPLAT_NAMES, SegformerConfig
 from .filter_gaussians import filter_gaussians_detailed
 from .images import list_images, read_mask, write_mask
 from .preview import mask_preview, pick_evenly
@@ -32,7 +31,7 @@ from .preview import mask_preview, pick_evenly
 FILTERED_NAME = "point_cloud_filtered.ply"
 PREVIEW_NAME = "masks.png"
 PREVIEW_COUNT = 4
-INDOOR_REASON = "indoor scene: the first version masks only outdoor scenes"
+INDOOR_REASON = "indoor scene: Onyx 1.0 (run_pipeline.py) masks only outdoor scenes"
 
 
 class MaskFiles(Sequence):
@@ -48,7 +47,7 @@ class MaskFiles(Sequence):
         return read_mask(self._paths[index])
 
 
-def find_splat(layout: BatchLayout, params: SegformerParams) -> tuple[Path | None, str]:
+def find_splat(layout: BatchLayout, params: SegformerConfig) -> tuple[Path | None, str]:
     """The recipe's splat PLY, or None and the reason there is nothing to filter."""
     folder = layout.recipe_output(params.recipe)
     names = (params.splat_name,) if params.splat_name else SPLAT_NAMES
@@ -68,25 +67,27 @@ def _combined_version(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def make_masks(run: ToolRun, params: SegformerParams, images: list[Path]) -> dict:
+def make_masks(run: ToolRun, params: SegformerConfig, images: list[Path]) -> dict:
     """Segment every image into a staged masks/ and publish it, then draw the preview; returns metadata."""
-    from .masks import predict_masks  # torch and transformers: only when there is something to segment
+    from .masks import (
+        predict_masks,  # torch and transformers: only when there is something to segment
+    )
     from .model import Preprocessing, load_model, resolve_device, saved_model_id
 
     layout = run.layout
     started = time.monotonic()
     device = resolve_device(params.device)
-    model = load_model(params.model_dir, params.model_id, device)
-    prep = Preprocessing.from_folder(Path(params.model_dir))
+    model = load_model(params.weights_dir, params.model_id, device)
+    prep = Preprocessing.from_folder(Path(params.weights_dir))
     if params.input_size:
         prep = Preprocessing(size=params.input_size, mean=prep.mean, std=prep.std)
     loaded = time.monotonic()
-    weights_id = saved_model_id(params.model_dir) or params.model_id
+    weights_id = saved_model_id(params.weights_dir) or params.model_id
     if weights_id != params.model_id:
         run.log.warning("asked for %s but %s holds %s: running (and recording) %s", params.model_id,
-                        params.model_dir, weights_id, weights_id)
+                        params.weights_dir, weights_id, weights_id)
     run.log.info("SegFormer %s loaded from %s on %s, input %dx%d, excluding classes %s",
-                 weights_id, params.model_dir, device, prep.size[1], prep.size[0], list(params.classes))
+                 weights_id, params.weights_dir, device, prep.size[1], prep.size[0], list(params.classes))
     preview_stems = {p.stem for p in pick_evenly(images, PREVIEW_COUNT)}
     preview_pairs, excluded_fractions = [], []
 
@@ -118,7 +119,7 @@ def make_masks(run: ToolRun, params: SegformerParams, images: list[Path]) -> dic
     }
 
 
-def filter_splat(run: ToolRun, params: SegformerParams, splat: Path) -> tuple[dict, Path]:
+def filter_splat(run: ToolRun, params: SegformerConfig, splat: Path) -> tuple[dict, Path]:
     layout = run.layout
     started = time.monotonic()
     run.progress("filter", 0, 3, "reading cameras and the splat", force=True)
@@ -163,7 +164,7 @@ def filter_splat(run: ToolRun, params: SegformerParams, splat: Path) -> tuple[di
 
 
 def main(run: ToolRun) -> None:
-    params = SegformerParams.from_extras(run.params)
+    params = SegformerConfig.from_params(run.params)
     layout = run.layout
     base = {"scene": params.scene, "recipe": params.recipe, "model_id": params.model_id,
             "classes": list(params.classes)}

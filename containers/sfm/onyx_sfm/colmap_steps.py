@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from onyx_tools import native_order  # noqa: F401  (before pycolmap: see onyx_tools/native_order.py)
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pycolmap
 
 DEVICE = pycolmap.Device.auto
@@ -28,16 +30,31 @@ class MatchingConfig:
 
 def extract_sift(database: Path, image_dir: Path, image_names: list[str], *, camera_model: str,
                  camera_params: str = "", camera_mode: pycolmap.CameraMode = pycolmap.CameraMode.SINGLE,
-                 max_image_size: int = 3200, max_num_features: int = 8192) -> None:
-    """SIFT features of ``image_names`` (paths relative to ``image_dir``) into a new database."""
+                 max_image_size: int = 3200, max_num_features: int = 8192, default_hfov_deg: float = 0.0,
+                 device: pycolmap.Device = DEVICE, mask_dir: Path | None = None) -> None:
+    """SIFT features of ``image_names`` (paths relative to ``image_dir``) into a new database.
+
+    ``mask_dir``: no features where ``<mask_dir>/<image name>.png`` is 0 (360: what moves with the camera).
+    ``default_hfov_deg``: the focal length the mapper starts from when an image carries none in its
+    EXIF (video frames never do), as a horizontal field of view; 0 keeps COLMAP's 1.2 x the larger side.
+    """
     reader = pycolmap.ImageReaderOptions(camera_model=camera_model)
     if camera_params:
         reader.camera_params = camera_params
+    if mask_dir is not None:
+        reader.mask_path = str(mask_dir)
+    if default_hfov_deg:
+        reader.default_focal_length_factor = focal_factor(default_hfov_deg)
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.max_image_size = max_image_size
     extraction.sift.max_num_features = max_num_features
     pycolmap.extract_features(database, image_dir, image_names=list(image_names), camera_mode=camera_mode,
-                              reader_options=reader, extraction_options=extraction, device=DEVICE)
+                              reader_options=reader, extraction_options=extraction, device=device)
+
+
+def focal_factor(hfov_deg: float) -> float:
+    """Focal length over the larger image side for a horizontal field of view (landscape frames)."""
+    return 0.5 / math.tan(math.radians(hfov_deg) / 2.0)
 
 
 def match_sequential(database: Path, config: MatchingConfig, *, loop_detection: bool = False) -> None:
@@ -49,9 +66,9 @@ def match_sequential(database: Path, config: MatchingConfig, *, loop_detection: 
     pycolmap.match_sequential(database, pairing_options=pairing, device=DEVICE)
 
 
-def match_exhaustive(database: Path) -> None:
+def match_exhaustive(database: Path, device: pycolmap.Device = DEVICE) -> None:
     """Every pair; pairs already matched by an earlier attempt are kept, not matched again."""
-    pycolmap.match_exhaustive(database, device=DEVICE)
+    pycolmap.match_exhaustive(database, device=device)
 
 
 def match_listed_pairs(database: Path, pairs: list[tuple[str, str]], pairs_file: Path, *,
@@ -63,6 +80,16 @@ def match_listed_pairs(database: Path, pairs: list[tuple[str, str]], pairs_file:
     pycolmap.match_image_pairs(database, matching_options=matching,
                                pairing_options=pycolmap.ImportedPairingOptions(match_list_path=str(pairs_file)),
                                device=DEVICE)
+
+
+def read_descriptors(database: Path, names: list[str]) -> list[np.ndarray]:
+    """The SIFT descriptors (N, 128 uint8) of each of ``names``, in that order."""
+    db = pycolmap.Database.open(database)
+    try:
+        ids = {image.name: image.image_id for image in db.read_all_images()}
+        return [np.asarray(db.read_descriptors(ids[name]).data, np.uint8).reshape(-1, 128) for name in names]
+    finally:
+        db.close()
 
 
 def vocab_tree(config: MatchingConfig) -> str:
@@ -108,6 +135,47 @@ def map_global(database: Path, image_dir: Path, output: Path, *, fixed_intrinsic
         options.mapper.refine_sensor_from_rig = False
         options.mapper.bundle_adjustment.refine_sensor_from_rig = False
     return pycolmap.global_mapping(database, image_dir, output, options)
+
+
+def relaxed_registration(options: pycolmap.IncrementalPipelineOptions) -> pycolmap.IncrementalPipelineOptions:
+    """The same options with the thresholds that decide whether a frame can be added halved.
+
+    COLMAP's defaults (30 inlier 2D-3D matches, 25% of them inliers, 3 trials) are made for
+    photographs; a video frame that sees mostly sky or cobbles, or that moved straight ahead
+    from its neighbours, can fall just short and is then left out for good. Only frames the
+    first pass left out meet these, and bundle adjustment still has to accept them.
+    """
+    relaxed = pycolmap.IncrementalPipelineOptions(options.todict())
+    relaxed.min_num_matches = 10
+    relaxed.multiple_models = False  # only the model being extended
+    relaxed.mapper.abs_pose_min_num_inliers = 15
+    relaxed.mapper.abs_pose_min_inlier_ratio = 0.15
+    relaxed.mapper.max_reg_trials = 6
+    return relaxed
+
+
+def extend_model(database: Path, image_dir: Path, model: pycolmap.Reconstruction, output: Path,
+                 options: pycolmap.IncrementalPipelineOptions) -> pycolmap.Reconstruction | None:
+    """``model`` continued by the incremental mapper with ``options``: it tries to register the images
+    the model lacks; None when the mapper returns nothing."""
+    _fresh(output)
+    start = output / "start"
+    start.mkdir()
+    model.write_binary(start)
+    models = pycolmap.incremental_mapping(database, image_dir, output / "models", options, input_path=start)
+    return largest_model(models)
+
+
+def reference_sfm(image_dir: Path, names: list[str], work: Path) -> dict[int, pycolmap.Reconstruction]:
+    """SfM as plain pycolmap runs it with its defaults (SIFT, one shared camera, every pair matched,
+    incremental mapper): the reference Onyx's strategy must never register fewer frames than."""
+    _fresh(work)
+    database = work / "database.db"
+    pycolmap.extract_features(database, image_dir, image_names=list(names), camera_mode=pycolmap.CameraMode.SINGLE,
+                              device=DEVICE)
+    pycolmap.match_exhaustive(database, device=DEVICE)
+    (work / "models").mkdir()
+    return pycolmap.incremental_mapping(database, image_dir, work / "models")
 
 
 def largest_model(models: dict[int, pycolmap.Reconstruction]) -> pycolmap.Reconstruction | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from onyx_tools.errors import ToolError
+from onyx_tools.layout import OPERATOR_MASKS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MIN_IMAGES = 3
@@ -94,5 +95,13 @@ def read_image_index(images_dir: Path) -> ImageIndex:
             raise ToolError(f"{index_file} says kind 360 but lists no views: run the frames step again")
     if len(index.images) < MIN_IMAGES:
         raise ToolError(f"images/ holds {len(index.images)} image(s); SfM needs at least {MIN_IMAGES}: "
-                        "use a longer video or a shorter frame interval (--interval)")
+                        "use a longer video or fewer seconds between frames (frames.interval)")
     return index
+
+
+def operator_masks(folder: Path, names: list[str]) -> Path | None:
+    """The frames step's masks of what moves with the camera for ``names``, when it wrote one for each."""
+    masks = folder / OPERATOR_MASKS
+    if masks.is_dir() and all((masks / f"{name}.png").is_file() for name in names):
+        return masks
+    return None

@@ -31,6 +31,17 @@ def camera_centres(reconstruction: pycolmap.Reconstruction) -> tuple[list[str], 
     return [img.name for img in images], np.array([np.array(img.projection_center(), dtype=float) for img in images]).reshape(-1, 3)
 
 
+def model_poses(reconstruction: pycolmap.Reconstruction) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Registered image name -> (cam_from_world R, centre), the shape ``onyx_tools.pose_score`` scores."""
+    poses = {}
+    for image in reconstruction.images.values():
+        if image.has_pose:
+            pose = image.cam_from_world()  # kept alive while read (pycolmap hands out views)
+            poses[image.name] = (np.array(pose.rotation.matrix(), dtype=float),
+                                 np.array(image.projection_center(), dtype=float))
+    return poses
+
+
 def up_direction(reconstruction: pycolmap.Reconstruction) -> np.ndarray:
     """World 'up' as the mean of the cameras' up axes (-y): hand-held and 360 frames are mostly upright."""
     ups = []

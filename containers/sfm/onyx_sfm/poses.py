@@ -37,19 +37,3 @@ def view_from_ref(yaw_deg: float, pitch_deg: float, ref_yaw_deg: float, ref_pitc
 
 def camera_centre(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return -np.asarray(R).T @ np.asarray(t).reshape(3)
-
-
-def umeyama_similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Scale s, rotation R, translation t minimising |s R source + t - target| (points as rows)."""
-    source, target = np.asarray(source, float), np.asarray(target, float)
-    mu_s, mu_t = source.mean(0), target.mean(0)
-    xs, xt = source - mu_s, target - mu_t
-    cov = xt.T @ xs / len(source)
-    u, d, vt = np.linalg.svd(cov)
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    R = u @ sign @ vt
-    var = (xs ** 2).sum() / len(source)
-    s = float(np.trace(np.diag(d) @ sign) / var) if var > 0 else 1.0
-    return s, R, mu_t - s * R @ mu_s

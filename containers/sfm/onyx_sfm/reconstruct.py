@@ -19,7 +19,8 @@ from .rig_sfm import run_rig_sfm
 from .sequence_sfm import run_sequence_sfm
 from .sfm_result import SfmResult
 from .spherical_sfm import run_spherical_sfm
-from .strategy import (Attempt, Progress, SfmConfig, best_attempt, is_good_enough, no_progress,
+from .config import SfmConfig
+from .strategy import (Attempt, Progress, best_attempt, is_good_enough, no_progress,
                        registered_nothing_message, spherical_plan)
 
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from onyx_tools import native_order  # noqa: F401  (before pycolmap: see onyx_tools/native_order.py)
 
+import os
 import time
 from pathlib import Path
 
 import pycolmap
 
 from . import colmap_steps as steps
-from .image_index import ImageIndex
+from .image_index import ImageIndex, operator_masks
 from .rig import build_rig_config, link_rig_layout, rename_images
 from .sequence_sfm import map_models, summarise
-from .strategy import Attempt, Progress, SfmConfig, no_progress
+from .config import SfmConfig
+from .strategy import Attempt, Progress, no_progress
 from .view_pairs import cross_frame_view_pairs
 
 
@@ -35,6 +37,19 @@ def view_camera_params(index: ImageIndex, images_dir: Path) -> tuple[int, str]:
     return size, f"{focal!r},{focal!r},{centre!r},{centre!r}"
 
 
+def link_rig_masks(images_dir: Path, mapping: dict[str, str], target: Path) -> Path | None:
+    """The operator masks under the rig layout's names (``target/<view>/frame_NNNNN.jpg.png``), if any."""
+    masks = operator_masks(images_dir, list(mapping.values()))
+    if masks is None:
+        return None
+    for rig_name, name in mapping.items():
+        link = target / f"{rig_name}.png"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        os.symlink(os.path.relpath((masks / f"{name}.png").resolve(), link.parent.resolve()), link)
+    return target
+
+
 def run_rig_sfm(images_dir: Path, index: ImageIndex, work: Path, config: SfmConfig,
                 progress: Progress = no_progress, log=None) -> tuple[Attempt, pycolmap.Reconstruction | None]:
     work.mkdir(parents=True, exist_ok=True)
@@ -48,7 +63,8 @@ def run_rig_sfm(images_dir: Path, index: ImageIndex, work: Path, config: SfmConf
     progress("features", 0, len(mapping), "SIFT on views")
     started = time.monotonic()
     steps.extract_sift(database, layout_dir, sorted(mapping), camera_model="PINHOLE", camera_params=params,
-                       camera_mode=pycolmap.CameraMode.PER_FOLDER, max_num_features=config.max_features)
+                       camera_mode=pycolmap.CameraMode.PER_FOLDER, max_num_features=config.max_features,
+                       mask_dir=link_rig_masks(images_dir, mapping, work / "view_masks"))
     db = pycolmap.Database.open(database)
     try:
         pycolmap.apply_rig_config([build_rig_config(index.views)], db)

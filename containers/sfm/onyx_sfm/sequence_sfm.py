@@ -11,12 +11,16 @@ from onyx_tools import native_order  # noqa: F401  (before pycolmap: see onyx_to
 import time
 from pathlib import Path
 
+import numpy as np
 import pycolmap
 
 from . import colmap_steps as steps
+from .retrieval import retrieval_pairs
 from .sfm_result import SfmResult
-from .strategy import (Attempt, Progress, SfmConfig, best_attempt, is_good_enough, matching_plan,
-                       no_progress)
+from .config import SfmConfig
+from .model_stats import camera_centres
+from .strategy import (Attempt, Progress, best_attempt, is_good_enough, matching_plan, no_progress,
+                       poor_global_model)
 
 
 def map_models(config: SfmConfig, database: Path, image_dir: Path, output: Path, *,
@@ -41,24 +45,79 @@ def summarise(attempt: Attempt, models: dict[int, pycolmap.Reconstruction]) -> p
     return best
 
 
+def match(matcher: str, database: Path, names: list[str], config: SfmConfig, work: Path) -> str:
+    """Match the pairs ``matcher`` chooses (pairs already in the database are not matched again); a note."""
+    if matcher == "exhaustive":
+        steps.match_exhaustive(database)
+        return f"{len(names) * (len(names) - 1) // 2} pairs"
+    if matcher == "retrieval":
+        pairs, retrieved = retrieval_pairs(names, steps.read_descriptors(database, names), overlap=config.overlap,
+                                           quadratic_overlap=config.quadratic_overlap, top_k=config.retrieval_top_k)
+        steps.match_listed_pairs(database, pairs, work / "pairs-retrieval.txt")
+        return f"{len(pairs)} pairs, {retrieved} of them found by retrieval"
+    steps.match_sequential(database, steps.MatchingConfig(config.overlap, config.quadratic_overlap,
+                                                          config.vocab_tree_path),
+                           loop_detection=(matcher == "loop"))
+    return ""
+
+
+def reregister(attempt: Attempt, models: dict[int, pycolmap.Reconstruction], database: Path, image_dir: Path,
+               output: Path, log=None) -> dict[int, pycolmap.Reconstruction]:
+    """One more pass over the frames the largest model left out, with relaxed registration thresholds
+    (see ``colmap_steps.relaxed_registration``); the models with the largest one extended when that
+    registered more."""
+    best = steps.largest_model(models)
+    if best is None or best.num_reg_images() >= attempt.total:
+        return models
+    before = best.num_reg_images()
+    extended = steps.extend_model(database, image_dir, best, output,
+                                  steps.relaxed_registration(steps.incremental_options()))
+    after = extended.num_reg_images() if extended is not None else 0
+    if log:
+        log.info("re-registration of the %d frames left out: %d -> %d registered", attempt.total - before,
+                 before, max(before, after))
+    if after <= before:
+        return models
+    attempt.note = "; ".join(filter(None, [attempt.note, f"re-registration +{after - before} frames"]))
+    key = next(k for k, model in models.items() if model is best)
+    return {**models, key: extended}
+
+
+def incremental_if_poor(attempt: Attempt, models: dict[int, pycolmap.Reconstruction], config: SfmConfig,
+                        database: Path, image_dir: Path, output: Path, log=None) -> dict[int, pycolmap.Reconstruction]:
+    """The global mapper's models, or the incremental mapper's where the global model is poor
+    (``strategy.poor_global_model``); the attempt's note says which and why."""
+    best = steps.largest_model(models)
+    registered = best.num_reg_images() if best is not None else 0
+    reason = poor_global_model(camera_centres(best)[1] if best is not None else np.zeros((0, 3)), registered,
+                               attempt.total, config.min_registered_ratio)
+    if not reason:
+        return models
+    if log:
+        log.warning("global mapping is poor (%s): mapping incrementally", reason)
+    attempt.note = "; ".join(filter(None, [attempt.note, f"global mapping poor ({reason}): incremental"]))
+    return steps.map_incremental(database, image_dir, output)
+
+
 def run_sequence_sfm(image_dir: Path, names: list[str], work: Path, config: SfmConfig,
                      progress: Progress = no_progress, log=None, *, camera_model: str = "SIMPLE_RADIAL",
-                     camera_params: str = "") -> SfmResult:
+                     camera_params: str = "", mask_dir: Path | None = None) -> SfmResult:
     """SfM of ``names`` (files in ``image_dir``, capture order by name); registered == 0 when nothing does."""
     work.mkdir(parents=True, exist_ok=True)
     database = work / "database.db"
     database.unlink(missing_ok=True)
     timings: dict[str, float] = {}
-    matching = steps.MatchingConfig(config.overlap, config.quadratic_overlap, config.vocab_tree_path)
 
     progress("features", 0, len(names), "SIFT")
     started = time.monotonic()
     steps.extract_sift(database, image_dir, names, camera_model=camera_model, camera_params=camera_params,
-                       camera_mode=pycolmap.CameraMode.SINGLE, max_num_features=config.max_features)
+                       camera_mode=pycolmap.CameraMode.SINGLE, max_num_features=config.max_features,
+                       default_hfov_deg=config.default_hfov_deg, mask_dir=mask_dir)
     timings["features"] = time.monotonic() - started
     progress("features", len(names), len(names), "SIFT done")
 
-    plan, notes = matching_plan(config.matching, bool(steps.vocab_tree(matching)))
+    plan, notes = matching_plan(config.matching, bool(steps.vocab_tree(steps.MatchingConfig(
+        vocab_tree_path=config.vocab_tree_path))))
     for note in notes:
         if log:
             log.warning(note)
@@ -66,19 +125,21 @@ def run_sequence_sfm(image_dir: Path, names: list[str], work: Path, config: SfmC
     models_by_strategy: dict[str, tuple[pycolmap.Reconstruction | None, int]] = {}
     for number, matcher in enumerate(plan):
         attempt = Attempt(strategy=f"{matcher}+{config.mapper}", total=len(names))
-        if number == 0 and notes:
-            attempt.note = "; ".join(notes)
         progress("matching", number, len(plan), matcher)
         started = time.monotonic()
-        if matcher == "exhaustive":
-            steps.match_exhaustive(database)
-        else:
-            steps.match_sequential(database, matching, loop_detection=(matcher == "loop"))
+        attempt.note = "; ".join(filter(None, [*(notes if number == 0 else []),
+                                               match(matcher, database, names, config, work)]))
         attempt.timings["matching"] = time.monotonic() - started
         progress("mapping", number, len(plan), attempt.strategy)
         started = time.monotonic()
         models = map_models(config, database, image_dir, work / f"models-{matcher}")
+        if config.mapper == "global":
+            models = incremental_if_poor(attempt, models, config, database, image_dir,
+                                         work / f"models-{matcher}-incremental", log)
         attempt.timings["mapping"] = time.monotonic() - started
+        started = time.monotonic()
+        models = reregister(attempt, models, database, image_dir, work / f"reregister-{matcher}", log)
+        attempt.timings["reregistration"] = time.monotonic() - started
         attempt.seconds = sum(attempt.timings.values())
         best = summarise(attempt, models)
         attempts.append(attempt)

@@ -21,11 +21,12 @@ import numpy as np
 import pycolmap
 
 from . import colmap_steps as steps
-from .image_index import ImageIndex
+from .image_index import ImageIndex, operator_masks
 from .poses import derive_view_pose
 from .rig_sfm import view_camera_params
 from .sequence_sfm import run_sequence_sfm
-from .strategy import Attempt, Progress, SfmConfig, no_progress
+from .config import SfmConfig
+from .strategy import Attempt, Progress, no_progress
 from .view_pairs import cross_frame_view_pairs
 
 
@@ -86,8 +87,9 @@ def run_spherical_sfm(images_dir: Path, panoramas_dir: Path, index: ImageIndex, 
         attempt.note = f"{len(missing)} panoramas missing (e.g. panoramas/{missing[0]})"
         return attempt, None, []
     height, width = cv2.imread(str(panoramas_dir / names[0]), cv2.IMREAD_GRAYSCALE).shape[:2]
+    pano_masks = operator_masks(panoramas_dir, names)
     panos = run_sequence_sfm(panoramas_dir, names, work / "panoramas", config, progress, log,
-                             camera_model="EQUIRECTANGULAR", camera_params=f"{width},{height}")
+                             camera_model="EQUIRECTANGULAR", camera_params=f"{width},{height}", mask_dir=pano_masks)
     for pano_attempt in panos.attempts:
         pano_attempt.strategy = f"spherical:{pano_attempt.strategy}"
     attempt.timings.update({f"panoramas_{k}": v for k, v in panos.timings.items()})
@@ -103,7 +105,8 @@ def run_spherical_sfm(images_dir: Path, panoramas_dir: Path, index: ImageIndex, 
     progress("features", 0, len(index.images), "SIFT on views")
     started = time.monotonic()
     steps.extract_sift(database, images_dir, index.names, camera_model="PINHOLE", camera_params=params,
-                       camera_mode=pycolmap.CameraMode.SINGLE, max_num_features=config.max_features)
+                       camera_mode=pycolmap.CameraMode.SINGLE, max_num_features=config.max_features,
+                       mask_dir=operator_masks(images_dir, index.names))
     attempt.timings["views_features"] = time.monotonic() - started
 
     progress("matching", 0, 1, "views of neighbouring frames")

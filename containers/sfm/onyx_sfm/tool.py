@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 
+from onyx_tools.errors import ToolError
 from onyx_tools.manifest import data_version
 from onyx_tools.publish import publishing
 from onyx_tools.tool import ToolRun
@@ -12,7 +13,8 @@ from onyx_tools.tool import ToolRun
 from .image_index import read_image_index
 from .model_stats import model_figures, plot_camera_path
 from .reconstruct import reconstruct
-from .strategy import SfmConfig
+from .config import SfmConfig
+from .strategy import partial_model_message
 
 CAMERA_PATH_PNG = "previews/camera_path.png"
 
@@ -37,6 +39,13 @@ def main(run: ToolRun) -> None:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # a failed attempt must not keep the disk full
         raise
+    if result.registered < config.min_registered_ratio * result.total:
+        message = partial_model_message(result.registered, result.total, config.min_registered_ratio,
+                                        result.attempts)
+        if not config.accept_partial_model:
+            shutil.rmtree(work, ignore_errors=True)
+            raise ToolError(message)
+        run.log.warning("%s (accepted: accept_partial_model is set)", message)
 
     run.progress("publish", 0, 1, "sparse/0", force=True)
     publish_started = time.monotonic()

@@ -27,11 +27,15 @@ def similar_view_pairs(views: list[ViewInfo], max_angle_deg: float) -> list[tupl
     return [(a.name, b.name) for a in views for b in views if float(axes[a.name] @ axes[b.name]) >= limit]
 
 
-def frame_pairs(frame_numbers: list[int], overlap: int) -> list[tuple[int, int]]:
-    """Sequential pairs of frames: each with the next ``overlap`` frames in capture order."""
+def frame_pairs(frame_numbers: list[int], overlap: int, *, quadratic: bool = False) -> list[tuple[int, int]]:
+    """Sequential pairs of frames: each with the next ``overlap`` frames in capture order and, when
+    ``quadratic``, with the frames 2^k further on for k < ``overlap`` (COLMAP's quadratic overlap)."""
     ordered = sorted(frame_numbers)
-    return [(ordered[i], ordered[j]) for i in range(len(ordered))
-            for j in range(i + 1, min(len(ordered), i + 1 + overlap))]
+    pairs = {(i, j) for i in range(len(ordered)) for j in range(i + 1, min(len(ordered), i + 1 + overlap))}
+    if quadratic:
+        pairs |= {(i, i + (1 << k)) for i in range(len(ordered)) for k in range(overlap)
+                  if i + (1 << k) < len(ordered)}
+    return [(ordered[i], ordered[j]) for i, j in sorted(pairs)]
 
 
 def cross_frame_view_pairs(frames: dict[int, dict[str, str]], views: list[ViewInfo], frame_overlap: int,

@@ -1,0 +1,8 @@
+"""``python -m onyx_viewer``: the viewer tool's entrypoint (Dagster Pipes)."""
+
+from onyx_tools.tool import run_tool
+
+from .tool import main
+
+if __name__ == "__main__":
+    run_tool("viewer", main)
