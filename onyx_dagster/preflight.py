@@ -185,7 +185,8 @@ def check_run(shape: RunShape, runner=None, settings: OnyxSettings | None = None
     found = writable(shape)
     if found:
         return found
-    found += disk(shape)
+    if settings.disk_check:
+        found += disk(shape)
     if runner is None:  # a code location without a tool runner (a stand-in): nothing else to ask
         return found
     found += ffmpeg(shape, kind)
@@ -285,10 +286,11 @@ def run_shape_for_step(context, batch_dir: Path) -> RunShape:
     from onyx_tools.layout import BatchLayout
 
     step = context.asset_key.to_user_string()
-    selection = context.run.asset_selection
+    # A run of a whole job (a backfill of batch_job) has no asset selection of its own: the job's assets are the run's.
+    selection = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
     selected = [key.to_user_string() for key in selection] if selection else list(ASSET_ORDER)
     steps = steps_after(step, selected)
-    partition = context.partition_key
+    partition = context.partition_key if context.has_partition_key else None
     recipes = (partition.keys_by_dimension["recipe"],) if isinstance(partition, MultiPartitionKey) else ()
     ops = (context.run.run_config or {}).get("ops", {})
     config_of = lambda name: (ops.get(name) or {}).get("config") or {}  # noqa: E731

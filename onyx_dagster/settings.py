@@ -55,6 +55,9 @@ class OnyxSettings(BaseModel):
                                       "(SegFormer in `segformer/`)")
     masks: bool = Field(True, description="`off`: run, resume, fork and the drop-folder sensor plan without the "
                                           "masks step and say so (as `--masks off`)")
+    disk_check: bool = Field(True, description="`off`: runs start without comparing the data root's free space with "
+                                               "the run's estimate (quotas, thin provisioning, compressing file "
+                                               "systems); a disk that fills up still fails its step, saying so")
     definitions: str | None = Field(
         None, description="code location of the `onyx` command, `module:attribute` (default the Onyx one)")
 
@@ -107,7 +110,7 @@ class OnyxSettings(BaseModel):
     docker_cache: Path | None = Field(None, description="build logs and the root file system cache "
                                                         "(default `~/.cache/onyx-docker`)")
 
-    _flags = field_validator("docker_gpus", "docker_pull", "masks", mode="before")(_flag)
+    _flags = field_validator("docker_gpus", "docker_pull", "masks", "disk_check", mode="before")(_flag)
 
     @field_validator("data", "drop", "weights", mode="after")
     @classmethod

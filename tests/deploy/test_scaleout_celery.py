@@ -137,7 +137,6 @@ def test_backfill_over_two_celery_hosts_survives_a_killed_worker(postgres, redis
         "ONYX_CELERY_BROKER": f"{redis_server}/0", "ONYX_CELERY_BACKEND": f"{redis_server}/1",
         "ONYX_CELERY_QUEUES": ",".join(QUEUES), "ONYX_CELERY_WORKER_LOST_S": str(WORKER_LOST_S),
         "ONYX_DATA": str(data), "ONYX_RUNNER": "local", "ONYX_DROP": str(tmp_path / "drop"),
-        "ONYX_MASKS": "off",  # the batch job makes no masks; its preflight still asks for their weights
         "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "deploy"), str(REPO)]),
         "OMP_NUM_THREADS": "1", "DAGSTER_TELEMETRY_ENABLED": "false",
         "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),  # dagster-celery runs `celery`

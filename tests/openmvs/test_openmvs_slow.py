@@ -1,4 +1,4 @@
-"""The slow suite of the photogrammetry recipes on the real OpenMVS (``scripts/test --slow tests/openmvs``).
+"""The slow suite of the photogrammetry recipes on the real OpenMVS (``scripts/test --image-builds tests/openmvs``).
 
 1. A tampered source tarball fails the image build with the sha256 named (the cached layers make this
    seconds once the image has been built).
@@ -85,6 +85,7 @@ def openmvs_image(docker_ready):
     return report.result("openmvs")
 
 
+@pytest.mark.image_build
 def test_image_built_from_the_vendored_tarballs(openmvs_image):
     assert openmvs_image.action in ("built", "present")
     assert not list((REPO / "containers" / "openmvs" / "sources").glob("*.tar.gz")), "staged tarballs removed"
@@ -95,6 +96,7 @@ def test_image_built_from_the_vendored_tarballs(openmvs_image):
         assert run.returncode == 0, run.stdout + run.stderr
 
 
+@pytest.mark.image_build
 def test_fountain_photogrammetry_through_dagster_on_docker(openmvs_image, tmp_path):
     if not FOUNTAIN.is_dir():
         pytest.skip(f"real test data absent: {FOUNTAIN}")
