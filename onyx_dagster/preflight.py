@@ -213,9 +213,11 @@ def estimated_bytes(shape: RunShape) -> int:
 
 
 def ingest_estimate(settings, video_info, frames_config: dict | None = None) -> tuple[int, int]:
-    """(images, pixels of each) the ingest step will write for the batch: its frame arithmetic."""
+    """(images, pixels of each) the ingest step will write for the batch: its frame arithmetic. A 360 video
+    without an interval keeps a frame per stretch of camera motion, known only once decoded: the estimate
+    takes the fewest it can keep (one every MAX_GAP_S), so the disk check refuses only what cannot fit."""
     from onyx_ingest.config import CONFIG as IngestConfig
-    from onyx_ingest.config import source_frame_count, views_per_frame
+    from onyx_ingest.config import MAX_GAP_S, source_frame_count, views_per_frame
 
     options = IngestConfig.model_validate({
         "scene": settings.scene, "quality": settings.quality, "video": settings.video,
@@ -224,10 +226,12 @@ def ingest_estimate(settings, video_info, frames_config: dict | None = None) -> 
     views = views_per_frame(options.view_set) if spherical else 1
     if options.interval is not None:
         frames = max(1, int(video_info.duration_s / options.interval))
+    elif spherical:
+        frames = max(1, int(video_info.duration_s / MAX_GAP_S))
     else:
         frames = source_frame_count(options.scene, options.quality, views)
     if spherical:
-        return frames * views, options.view_size ** 2
+        return frames * views, options.view_side(video_info.width) ** 2
     width = min(video_info.width, options.max_width)
     height = round(video_info.height * width / max(1, video_info.width))
     return frames * views, width * height
