@@ -136,7 +136,7 @@ def onyx_site(tmp_path_factory, datasets):
         ensure_pools(instance)
         add_batch(instance, data, BATCH, parse_settings({
             "input": str(datasets / "real_videos" / "stone_sign.mp4"), "scene": "outdoor",
-            "mode": "gaussian", "quality": "proto", "interval": 0.2}))
+            "mode": "gaussian", "quality": "proto", "interval": 0.15}))
     finally:
         instance.dispose()
     port = free_port()

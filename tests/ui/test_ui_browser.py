@@ -106,7 +106,7 @@ def test_backfill_across_batches_from_the_ui(onyx_site, page, datasets):
         for key, name in new.items():
             add_batch(instance, onyx_site.data, key, parse_settings({
                 "input": str(datasets / "real_videos" / f"{name}.mp4"), "scene": "outdoor",
-                "mode": "gaussian", "quality": "proto", "interval": 0.2}))
+                "mode": "gaussian", "quality": "proto", "interval": 0.15}))
 
         open_page(page, onyx_site, f"/assets/{asset}")
         page.get_by_role("button", name="Materialize…").first.click()
