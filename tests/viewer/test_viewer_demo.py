@@ -139,6 +139,7 @@ def test_splat_page_starts_at_the_first_camera_upright(demo, browser, tmp_path):
 
 def test_web_formats_read_back_with_every_gaussian(demo):
     from onyx_tools.splat_ply import read_splat_ply
+    from onyx_viewer.node import splat_transform
     from onyx_viewer.splat_page import gaussian_count
 
     folder = demo.viewer("gaussian-proto")
@@ -149,6 +150,11 @@ def test_web_formats_read_back_with_every_gaussian(demo):
     facts = report(demo, "gaussian-proto")
     assert facts["sog_gaussians"] == facts["spz_gaussians"] == gaussians
     assert facts["spz_mb"] < facts["splat_ply_mb"] and facts["sog_mb"] < facts["splat_ply_mb"]
+    # SOG compression on the CPU keeps one SH band (its palette k-means over three takes minutes); SPZ keeps all.
+    bands = {name: json.loads(subprocess.run([*splat_transform(), "-q", str(folder / name), "null", "--info", "json"],
+                                             capture_output=True, text=True, timeout=300).stdout)["shBands"]
+             for name in ("splat.sog", "splat.spz")}
+    assert bands == {"splat.sog": facts["sog_sh_bands"], "splat.spz": 3} and facts["sog_sh_bands"] == 1, bands
 
 
 # -- the fly-through -----------------------------------------------------------------------------------------
@@ -178,7 +184,7 @@ def test_a_render_at_a_captured_pose_matches_the_photograph(demo):
     output = demo.layout.recipe_output("gaussian-proto")
     metrics = json.loads((output / "metrics.json").read_text())
     held_out = metrics["last_eval"]["psnr"]
-    scene = load_scene(demo.layout, lambda width: metrics["downscale"], metrics["config"]["eval_every"])
+    scene = load_scene(demo.layout, lambda width, height: metrics["downscale"], metrics["config"]["eval_every"])
     _, render = splat_renderer(read_splat_ply(output / "splat.ply"), "cpu")
     scores = []
     for view in scene.train[::3]:

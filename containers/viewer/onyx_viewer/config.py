@@ -7,6 +7,9 @@ from typing import Literal
 from onyx_tools.config import RecipeName, ToolConfig
 from pydantic import Field
 
+# SOG's k-means over the SH palette is what a CPU pays for: on 34,517 Gaussians (2 cores), bands 0-3 take
+# 340 s at 10 iterations and 46 s at 1; bands 0-1 take 5.6 s at 10.
+CPU_SOG_SH_BANDS = 1
 CPU_WIDTH = 320  # px: a fly-through frame the CPU rasterizer renders in well under a second on an idle core
 
 
@@ -22,7 +25,16 @@ class ViewerOptions(ToolConfig):
     sog_gpu: str = Field("cpu", pattern=r"^(cpu|[0-9]+)$",
                          description="splat-transform's device for SOG compression: cpu or a WebGPU adapter index")
     sh_iterations: int = Field(10, ge=1, le=100, description="splat-transform's SH palette k-means iterations")
+    sog_sh_bands: int | None = Field(
+        None, ge=0, le=3, description=f"spherical-harmonic bands the page and splat.sog keep (splat.ply and splat.spz "
+                                      f"keep all); empty: 3 with a WebGPU adapter, {CPU_SOG_SH_BANDS} with sog_gpu=cpu")
     flythrough: bool = Field(True, description="render flythrough.mp4")
+
+    def page_sh_bands(self) -> int:
+        """SH bands of the page's SOG: the setting, else all three where SOG compression has a GPU."""
+        if self.sog_sh_bands is not None:
+            return self.sog_sh_bands
+        return CPU_SOG_SH_BANDS if self.sog_gpu == "cpu" else 3
 
 
 class ViewerConfig(ViewerOptions):

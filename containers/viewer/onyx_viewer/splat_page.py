@@ -129,15 +129,18 @@ def gaussian_count(path: Path) -> int:
 
 
 def write_splat_web(ply: Path, folder: Path, file_rotation: np.ndarray, settings: dict, work: Path,
-                    log: logging.Logger, gpu: str = "cpu", sh_iterations: int = 10) -> dict[str, int]:
-    """viewer.html, splat.sog and splat.spz of ``ply`` in ``folder``; returns each one's Gaussian count."""
+                    log: logging.Logger, gpu: str = "cpu", sh_iterations: int = 10,
+                    sh_bands: int = 3) -> dict[str, int]:
+    """viewer.html, splat.sog and splat.spz of ``ply`` in ``folder``; returns each one's Gaussian count.
+    The page (and the SOG it embeds) keeps ``sh_bands`` spherical-harmonic bands; the SPZ keeps them all."""
     work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "viewer-settings.json"
     settings_file.write_text(json.dumps(settings), encoding="utf-8")
     rotate = ",".join(f"{angle:.9f}" for angle in splat_transform_angles(file_rotation))
     tool = splat_transform()
     run_program([*tool, "--no-tty", "-w", "-g", gpu, "-i", str(sh_iterations), str(ply), "-r", rotate,
-                 str(folder / PAGE_FILE), "--viewer-settings", str(settings_file)], log=log, hint=INSTALL_HINT)
+                 "-H", str(sh_bands), str(folder / PAGE_FILE), "--viewer-settings", str(settings_file)],
+                log=log, hint=INSTALL_HINT)
     (folder / SOG_FILE).write_bytes(sog_from_page(folder / PAGE_FILE))
     run_program([*tool, "--no-tty", "-w", str(ply), "-r", rotate, str(folder / SPZ_FILE)], log=log, hint=INSTALL_HINT)
     return {name: gaussian_count(folder / name) for name in (SOG_FILE, SPZ_FILE)}

@@ -89,7 +89,8 @@ def splat_page(ply: Path, staged: Path, work: Path, rotation: np.ndarray, camera
     position, look_at = _viewer_points(rotation, first.centre, target)
     settings = viewer_settings(position, look_at, first.long_side_fov_deg, track)
     counts = write_splat_web(ply, staged, VIEWER_FLIP @ rotation, settings, work, log,
-                             gpu=config.sog_gpu, sh_iterations=config.sh_iterations)
+                             gpu=config.sog_gpu, sh_iterations=config.sh_iterations,
+                             sh_bands=config.page_sh_bands())
     for name, count in counts.items():
         if count != len(cloud):
             raise ToolError(f"{name} reads back with {count} Gaussians, the splat has {len(cloud)}: "
@@ -98,7 +99,8 @@ def splat_page(ply: Path, staged: Path, work: Path, rotation: np.ndarray, camera
     rasterizer, render = splat_renderer(cloud, device)
     facts = {"kind": "splat", "gaussians": len(cloud), "sog_gaussians": counts[SOG_FILE],
              "spz_gaussians": counts[SPZ_FILE], "splat_ply_mb": _size_mb(ply), "sog_mb": _size_mb(staged / SOG_FILE),
-             "spz_mb": _size_mb(staged / SPZ_FILE), "renderer": rasterizer, "device": device}
+             "spz_mb": _size_mb(staged / SPZ_FILE), "sog_sh_bands": config.page_sh_bands(), "renderer": rasterizer,
+             "device": device}
     return facts, render
 
 
