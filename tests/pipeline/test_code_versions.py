@@ -60,10 +60,6 @@ def copy_of_repository(target: Path) -> Path:
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             (target / name).write_bytes(source.read_bytes())
-    # What the bootstrap installs beside the sources (the viewer's npm packages), as it stands.
-    modules = Path("containers") / "viewer" / "node_modules"
-    if (REPO / modules).is_dir():
-        (target / modules).symlink_to(REPO / modules, target_is_directory=True)
     return target
 
 

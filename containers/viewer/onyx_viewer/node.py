@@ -1,7 +1,8 @@
 """Node.js and the viewer's npm packages (``containers/viewer/package-lock.json``), found, never fetched.
 
-``ONYX_VIEWER_NODE_MODULES`` names the folder holding them (the image sets it); otherwise the
-``node_modules`` beside this package, which ``scripts/bootstrap`` fills with ``npm ci``.
+``ONYX_VIEWER_NODE_MODULES`` names the folder holding them (the image sets it); otherwise
+``share/onyx-viewer/node_modules`` in the environment of the Python that runs the tool, which
+``scripts/bootstrap`` fills with ``npm ci`` (kept out of the source tree and the images' build contexts).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -16,12 +18,13 @@ from onyx_tools.errors import ToolError
 
 MIN_NODE_MAJOR = 20
 INSTALL_HINT = ("install Node.js 20 or newer and the viewer's pinned npm packages: scripts/bootstrap "
-                "(= `npm ci` in containers/viewer), or use the onyx-viewer image")
+                "(= `npm ci` of containers/viewer/package-lock.json into .venv/share/onyx-viewer), or use the "
+                "onyx-viewer image")
 
 
 def node_modules() -> Path:
     configured = os.environ.get("ONYX_VIEWER_NODE_MODULES")
-    return Path(configured) if configured else Path(__file__).resolve().parents[1] / "node_modules"
+    return Path(configured) if configured else Path(sys.prefix) / "share" / "onyx-viewer" / "node_modules"
 
 
 def package_file(relative: str) -> Path:
