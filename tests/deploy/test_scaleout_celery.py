@@ -100,6 +100,22 @@ def _failure_text(instance, run_id) -> str:
     return "\n".join(parts)
 
 
+REEXECUTE = """
+import sys
+import onyx_tools.native_order  # noqa: F401
+from dagster import DagsterInstance, ReexecutionOptions, execute_job
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+killed, repo = sys.argv[1], sys.argv[2]
+instance = DagsterInstance.get()
+job = ReconstructableRepository.for_module("onyx_dagster.definitions", "defs", repo).get_reconstructable_job("batch_job")
+tags = {k: v for k, v in instance.get_run_by_id(killed).tags.items() if k.startswith(("dagster/partition", "onyx/"))}
+with execute_job(job, instance=instance, tags=tags,
+                 reexecution_options=ReexecutionOptions.from_failure(killed, instance)) as result:
+    print(result.run_id, "success" if result.success else "failure")
+"""
+
+
 def _started_steps(instance, run_id) -> set[str]:
     return {entry.step_key for entry in instance.all_logs(run_id)
             if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_START"}
@@ -113,11 +129,8 @@ def test_backfill_over_two_celery_hosts_survives_a_killed_worker(postgres, redis
         AssetRecordsFilter,
         DagsterInstance,
         DagsterRunStatus,
-        ReexecutionOptions,
         RunsFilter,
-        execute_job,
     )
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     video = datasets / "real_videos" / "stone_sign.mp4"
     require("datasets", video.is_file(), f"{video} not found")
@@ -239,15 +252,14 @@ def test_backfill_over_two_celery_hosts_survives_a_killed_worker(postgres, redis
             assert ran_on and all(host.startswith(f"{expected[key]}@") for host in ran_on.values()), (key, ran_on)
         assert _worker_events(instance, killed_run)["sparse_model"].startswith("hostA@")
 
-        # Resume: re-execute the failed run from failure; host A is gone, so it goes to host B.
-        recon = ReconstructableRepository.for_module("onyx_dagster.definitions", "defs", str(REPO)) \
-            .get_reconstructable_job("batch_job")
-        parent_tags = instance.get_run_by_id(killed_run).tags
-        tags = {k: v for k, v in parent_tags.items() if k.startswith(("dagster/partition", "onyx/"))}
-        with execute_job(recon, instance=instance, tags=tags,
-                         reexecution_options=ReexecutionOptions.from_failure(killed_run, instance)) as result:
-            assert result.success, diagnostics()
-            resumed = result.run_id
+        # Resume: re-execute the failed run from failure; host A is gone, so it goes to host B. In a process
+        # of its own, as a control plane would: this one may have loaded the definitions without these settings.
+        done = subprocess.run([sys.executable, "-c", REEXECUTE, killed_run, str(REPO)], cwd=REPO, env=full_env,
+                              capture_output=True, text=True, timeout=TIMEOUT_S)
+        lines = done.stdout.split()
+        assert done.returncode == 0 and lines[-1:] == ["success"], done.stdout[-2000:] + done.stderr[-3000:] \
+            + diagnostics()
+        resumed = lines[-2]
         assert _routed_queue(instance, resumed) == "hostB"
         resumed_on = _worker_events(instance, resumed)
         assert "sparse_model" in resumed_on and all(h.startswith("hostB@") for h in resumed_on.values()), resumed_on
