@@ -259,6 +259,7 @@ def _serve(folder: Path, page: Path, port: int, open_page: bool) -> int:
     """Serve ``folder`` on loopback until Ctrl-C (what a page needs when a browser refuses file://)."""
     import functools
     import http.server
+    import signal
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:  # one line per request would bury the URL
@@ -268,6 +269,12 @@ def _serve(folder: Path, page: Path, port: int, open_page: bool) -> int:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(folder)))
     except OSError as error:
         raise OperationError(f"cannot serve on 127.0.0.1:{port} ({error.strerror}): choose another --port") from None
+    # SIGTERM stops it like Ctrl-C, even where the parent left SIGTERM ignored or blocked (both are inherited).
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     with server:
         url = f"http://127.0.0.1:{server.server_address[1]}/{page.relative_to(folder).as_posix()}"
         print(f"serving {folder} on 127.0.0.1 (Ctrl-C stops)\n{url}", flush=True)

@@ -164,7 +164,8 @@ def onyx_site(tmp_path_factory, datasets):
             _stop(process)
 
 
-@pytest.fixture(scope="package")
+# Module scope: Playwright's sync API runs one instance per process at a time, and the viewer tests start theirs.
+@pytest.fixture(scope="module")
 def browser(onyx_site):
     playwright_api = require_module("playwright.sync_api", "playwright (pip) is not installed")
     user_data = onyx_site.shot_dir.parent / "chromium-profile"

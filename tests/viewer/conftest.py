@@ -68,7 +68,8 @@ def mesh_fork(demo) -> DemoRun:
     return demo
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs one instance per process at a time (the UI tests start theirs).
+@pytest.fixture(scope="module")
 def browser():
     chromium = find_chromium()
     require("chromium", chromium is not None,
