@@ -36,8 +36,8 @@ def build_ca_bundle() -> str | None:
 
 @pytest.fixture(scope="session")
 def docker_daemon():
-    """A docker SDK client to a running daemon; after the session, no onyx container this session
-    started may be left (running or stopped)."""
+    """A docker SDK client to a running daemon; once the tests end, no onyx container they started may
+    be left (running or stopped)."""
     script = REPO / "scripts" / "docker" / "start-dockerd.sh"
     try:
         completed = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
