@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=48, help="video frames to render (8 per second)")
     parser.add_argument("--until", choices=list(STEPS), default=list(STEPS)[-1],
                         help="stop after this step (default: the whole graph)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="STEP.SETTING=VALUE",
+                        help="a tool setting for this run, as `onyx run --set` takes it "
+                             "(e.g. reconstruction.cpu_budget_s=60); repeatable")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -106,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     key = default_batch_key(sample.path)
     with Onyx(data_root) as probe:
         exists = key_exists(probe, key)
+    overrides = [arg for setting in args.overrides for arg in ("--set", setting)]
     if exists:
         print(f"batch {key} exists: resuming it (only what is missing, failed or stale runs)", flush=True)
-        code = onyx(["resume", key, "--data-root", str(data_root), "--until", args.until])
+        code = onyx(["resume", key, "--data-root", str(data_root), "--until", args.until, *overrides])
     else:
         code = onyx(["run", "--input", str(sample.path), "--output", str(data_root), *settings,
-                     "--batch", key, "--until", args.until])
+                     "--batch", key, "--until", args.until, *overrides])
     layout = BatchLayout(data_root / key)
     print()
     if layout.sparse_model.is_dir() and layout.image_index.is_file():

@@ -32,6 +32,47 @@ def pytest_addoption(parser):
                      help="also run the tests that compile a tool image from source (an hour on two cores)")
 
 
+# Directories whose modules share an expensive session fixture (a finished batch, built images,
+# a running site): under ``pytest -n N`` their tests go to one worker together, so the fixture is
+# made once. Everywhere else each module is a unit of its own.
+SHARED_SETUP = {"faults", "viewer", "docker", "ui", "sample", "gsplat", "deploy"}
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to under xdist: its directory in SHARED_SETUP, else its module."""
+    path = nodeid.split("::", 1)[0]
+    parts = Path(path).parts
+    area = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+    return area if area in SHARED_SETUP else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` with the groups above. (xdist's own loadgroup reads ``xdist_group`` marks
+    through a node attribute pytest 9 no longer has, and silently schedules test by test.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False   # keep the collection order: longest groups first (below)
+    return ByGroup(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest groups first: xdist hands groups out greedily in collection order, so a long
+    group drawn last keeps one worker busy while the others idle. A group's length is estimated
+    (a slow-marked test counts as a minute, any other as a second); the sort is stable, so the
+    order within a group is kept."""
+    weight: dict[str, int] = {}
+    for item in items:
+        group = work_unit(item.nodeid)
+        weight[group] = weight.get(group, 0) + (60 if item.get_closest_marker("slow") else 1)
+    items.sort(key=lambda item: -weight[work_unit(item.nodeid)])
+
+
 def pytest_runtest_setup(item):
     # An hour of compiling does not belong in every run of the suite (CI included): it is asked for by name.
     if item.get_closest_marker("image_build") and not item.config.getoption("--image-builds"):

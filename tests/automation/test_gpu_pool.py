@@ -10,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from onyx_dagster.batches import add_batch, parse_settings
 from onyx_dagster.pools import HEAVY_POOL, ensure_pools
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 
 def _materialize(batch: Path, extras: dict) -> dict:
     """Run ``python -m onyx_openmvs`` as Dagster runs it (PipesSubprocessClient) and return its metadata."""

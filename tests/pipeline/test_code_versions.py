@@ -18,10 +18,13 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from dagster import MultiPartitionKey
 
 from onyx_dagster.batches import add_batch, parse_settings
 from onyx_sample import make_sample_video
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = ["video", "frames", "sparse_model", "reconstruction", "masks"]

@@ -14,6 +14,8 @@ from dagster import AssetKey
 
 from onyx_dagster.batches import add_batch, parse_settings
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 BATCH_ASSETS = ["video", "frames", "sparse_model"]
 

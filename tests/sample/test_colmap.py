@@ -12,6 +12,8 @@ from onyx_sample import camera_path_error, rotation_error_deg
 
 from .conftest import needs_ffmpeg
 
+pytestmark = pytest.mark.slow
+
 pycolmap = require_module("pycolmap")
 
 

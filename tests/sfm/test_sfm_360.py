@@ -15,6 +15,8 @@ from onyx_tools.pose_score import umeyama
 from onyx_sfm.reconstruct import reconstruct
 from onyx_sfm.config import SfmConfig
 
+pytestmark = pytest.mark.slow
+
 FRAMES = 8
 # small views: fewer features and neighbours keep the two runs within the test budget
 FAST = dict(max_features=1024, view_frame_overlap=2)

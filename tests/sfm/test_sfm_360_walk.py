@@ -23,6 +23,8 @@ from onyx_sfm.reconstruct import reconstruct
 from onyx_sfm.config import SfmConfig
 from onyx_tools.layout import OPERATOR_MASKS, BatchLayout
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory):

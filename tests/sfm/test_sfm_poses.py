@@ -25,6 +25,8 @@ from onyx_sfm.model_stats import model_poses
 from onyx_sfm.reconstruct import reconstruct
 from onyx_tools.pose_score import read_strecha_cameras, score_poses
 
+pytestmark = pytest.mark.slow
+
 WIDTH = 512
 GOAL_REGISTERED = 0.98
 GOAL_CENTRE_PCT = 0.5

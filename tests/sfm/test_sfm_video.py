@@ -22,6 +22,8 @@ from onyx_sfm.reconstruct import reconstruct
 from onyx_sfm.config import SfmConfig
 from onyx_tools.errors import ToolError
 
+pytestmark = pytest.mark.slow
+
 METADATA_KEYS = {"registered", "total", "registered_ratio", "points3d", "mean_reprojection_error",
                  "mean_track_length", "strategy", "attempts", "models_found", "timings", "camera_path_path"}
 

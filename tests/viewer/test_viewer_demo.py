@@ -1,5 +1,6 @@
-"""The viewer step on the demo's real run (tests/viewer/conftest.py): what a person opens and plays.
+"""The demo's real run (tests/viewer/conftest.py): the README's main job, and what a person opens and plays.
 
+- the demo registers every frame on the known path, with its Dagster instance beside the data root;
 - the demo ends by printing the page; the page renders the scene in headless Chromium
   (SwiftShader WebGL2), from the first captured camera and upright, with no page error;
 - splat.sog and splat.spz read back with splat-transform to the splat's Gaussian count;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -105,6 +107,21 @@ def decoded_frame(path, index: int) -> np.ndarray:
 
 def report(demo, recipe: str) -> dict:
     return json.loads((demo.viewer(recipe) / "viewer.json").read_text())
+
+
+def test_demo_registers_every_frame_on_the_known_path(demo):
+    out = demo.stdout
+    registered, frames = map(int, re.search(r"registered\s+(\d+) / (\d+)", out).groups())
+    assert registered == frames >= 24, out
+    ratio = float(re.search(r"= ([0-9.]+)% of the path", out).group(1))
+    assert ratio <= 0.1, out
+    assert (demo.root / "dagster-home" / "dagster.yaml").is_file()   # the instance beside the data root
+    assert "dagster dev -w workspace.yaml" in out
+
+
+def test_demo_hands_its_settings_to_the_tools(demo):
+    metrics = json.loads((demo.layout.recipe_output("gaussian-proto") / "metrics.json").read_text())
+    assert metrics["config"]["cpu_budget_s"] == demo.training_budget_s     # demo --set reconstruction.cpu_budget_s
 
 
 # -- the splat page ----------------------------------------------------------------------------------------
