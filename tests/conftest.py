@@ -46,6 +46,7 @@ def work_unit(nodeid: str) -> str:
     return area if area in SHARED_SETUP else path
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown under `-p no:xdist`
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadgroup`` with the groups above. (xdist's own loadgroup reads ``xdist_group`` marks
     through a node attribute pytest 9 no longer has, and silently schedules test by test.)"""

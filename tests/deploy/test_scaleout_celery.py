@@ -1,7 +1,8 @@
 """Phase 2 for real: Postgres + Redis (Debian, on loopback), two Celery workers as two GPU "hosts".
 
 What runs: deploy/phase2/dagster.yaml as the instance (Postgres storage, queued runs), the Dagster
-daemon, ``dagster job backfill`` of three real batches (stone_sign.mp4, a frame every 0.15 s), the
+daemon, ``dagster job backfill`` of three batches of the sample walk (``onyx_sample``: rendered, then the
+real ingest and COLMAP; 20 frames at 320x180, so SfM takes seconds: scale-out is the subject here), the
 Celery executor of onyx_dagster/executors.py (ONYX_EXECUTOR=celery) routing each batch to one of the
 queues ``hostA``/``hostB``, and two ``dagster-celery worker start`` processes (one queue each, one
 task at a time). The worker of host A is killed (its whole process group: worker, pool child, tool)
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from components import require
 from conftest import REPO
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
@@ -121,8 +121,7 @@ def _started_steps(instance, run_id) -> set[str]:
             if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_START"}
 
 
-def test_backfill_over_two_celery_hosts_survives_a_killed_worker(postgres, redis_server, datasets, tmp_path,
-                                                                monkeypatch):
+def test_backfill_over_two_celery_hosts_survives_a_killed_worker(postgres, redis_server, tmp_path, monkeypatch):
     import psycopg2
     from dagster import (
         AssetKey,
@@ -132,8 +131,9 @@ def test_backfill_over_two_celery_hosts_survives_a_killed_worker(postgres, redis
         RunsFilter,
     )
 
-    video = datasets / "real_videos" / "stone_sign.mp4"
-    require("datasets", video.is_file(), f"{video} not found")
+    from onyx_sample import make_sample_video
+
+    video = make_sample_video(tmp_path / "video", frames=20, width=320, height=180, fps=4).path
     started = time.monotonic()
 
     home, data, shared, logs = (tmp_path / name for name in ("dagster-home", "onyx-data", "shared", "logs"))
@@ -190,8 +190,8 @@ def test_backfill_over_two_celery_hosts_survives_a_killed_worker(postgres, redis
         key_a, keys_b = _pick_keys()
         keys = [key_a, *keys_b]
         for key in keys:
-            add_batch(instance, data, key, BatchSettings(input=video, scene="outdoor", video="normal",
-                                                         mode="gaussian", quality="proto", interval=0.15))
+            add_batch(instance, data, key, BatchSettings(input=video, scene="indoor", video="normal",
+                                                         mode="gaussian", quality="proto", interval=0.25))
 
         # Two "hosts": one worker each, listening on its own queue, one task at a time.
         for queue in QUEUES:
@@ -226,7 +226,7 @@ def test_backfill_over_two_celery_hosts_survives_a_killed_worker(postgres, redis
             if killed_run is None and key_a in by_batch:
                 run = by_batch[key_a]
                 if "sparse_model" in _started_steps(instance, run.run_id):
-                    time.sleep(1.0)
+                    time.sleep(0.5)
                     stop("worker-hostA", signal.SIGKILL)  # the host dies: worker, pool child, tool
                     killed_run = run.run_id
             if len(by_batch) == len(keys) and all(run.status in terminal for run in by_batch.values()) \

@@ -36,6 +36,9 @@ class SweepConfig:
     min_texture: float = 2.0         # grey-level standard deviation in the window below which no depth
 
 
+OUTSIDE = -1.0  # the warped grey level where a neighbour does not see the reference pixel
+
+
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     cos = np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
@@ -92,36 +95,48 @@ def sweep_depth(ref: View, others: list[View], ref_image: np.ndarray, other_imag
     mean_ref = box(ref_gray)
     std_ref = np.sqrt(np.maximum(box(ref_gray * ref_gray) - mean_ref * mean_ref, 0))
 
+    K_inv = np.linalg.inv(ref.K)
     sources = []
     for other, image in zip(others, other_images):
         R = other.R @ ref.R.T                      # other_from_ref
         T = other.t - R @ ref.t
-        K_inv = np.linalg.inv(ref.K)
-        gray = _gray(image).astype(np.float32)
-        sources.append((gray, np.ones(gray.shape, np.uint8), other.K @ R @ K_inv,
+        sources.append((_gray(image).astype(np.float32), other.K @ R @ K_inv,
                         other.K @ T.reshape(3, 1) @ np.array([[0.0, 0.0, 1.0]]) @ K_inv))
 
     inverse_depths = np.linspace(1.0 / bounds[0], 1.0 / bounds[1], config.planes)
     best_of = min(config.best_of, len(sources))
+    min_variance = config.min_texture ** 2
     costs = np.empty((config.planes, *shape), np.float32)
+    per_source = np.empty((len(sources), *shape), np.float32)
     for p, inverse_depth in enumerate(inverse_depths):
-        per_source = np.empty((len(sources), *shape), np.float32)
-        for s, (gray, ones, rotation, translation) in enumerate(sources):
+        for s, (gray, rotation, translation) in enumerate(sources):
             # the plane z = d in the reference frame maps reference pixels to the neighbour by
-            # K_o (R + T n^T / d) K_r^-1, n = (0, 0, 1)
+            # K_o (R + T n^T / d) K_r^-1, n = (0, 0, 1); outside the neighbour is -1, a grey level
+            # no image has (not NaN: the window sums are running sums, NaN would spread down the row)
             H = rotation + translation * inverse_depth
-            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-            warped = cv2.warpPerspective(gray, H, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-            seen = cv2.warpPerspective(ones, H, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            mean_w = box(warped)
-            std_w = np.sqrt(np.maximum(box(warped * warped) - mean_w * mean_w, 0))
-            ncc = (box(ref_gray * warped) - mean_ref * mean_w) / np.maximum(std_ref * std_w, 1e-3)
-            ncc[(std_w < config.min_texture) | (seen == 0)] = -1.0   # flat there, or outside the neighbour
-            per_source[s] = 1.0 - ncc
-        if best_of < len(sources):
-            per_source.partition(best_of - 1, axis=0)
-        costs[p] = per_source[:best_of].mean(axis=0)
+            warped = cv2.warpPerspective(gray, H, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=OUTSIDE)
+            mean_w, square_w, cross = box(warped), box(warped * warped), box(ref_gray * warped)
+            # in place from here: this loop runs planes x neighbours times per view
+            variance_w = square_w
+            variance_w -= mean_w * mean_w
+            unusable = variance_w < min_variance            # flat there ...
+            unusable |= warped < 0                          # ... or outside the neighbour
+            denominator = np.sqrt(np.maximum(variance_w, 0, out=variance_w), out=variance_w)
+            denominator *= std_ref
+            mean_w *= mean_ref
+            cross -= mean_w
+            cross /= np.maximum(denominator, 1e-3, out=denominator)   # the ZNCC
+            cost = np.subtract(1.0, cross, out=per_source[s])
+            cost[unusable] = 2.0                            # 1 - (-1): no match
+        # the mean of the best `best_of` costs; with one neighbour to spare (the usual case) that is
+        # the sum less the worst, several times cheaper than a partition
+        if best_of == len(sources):
+            costs[p] = per_source.mean(axis=0)
+        elif best_of == len(sources) - 1:
+            costs[p] = (per_source.sum(axis=0) - per_source.max(axis=0)) / best_of
+        else:
+            costs[p] = np.partition(per_source, best_of - 1, axis=0)[:best_of].mean(axis=0)
 
     best = np.argmin(costs, axis=0)
     rows, cols = np.indices(shape)
