@@ -22,11 +22,11 @@ def psnr(rendered: torch.Tensor, target: torch.Tensor) -> float:
     return float("inf") if mse == 0 else -10.0 * torch.log10(torch.tensor(mse)).item()
 
 
-def _window(channels: int, device, dtype) -> torch.Tensor:
+def _gaussian(device, dtype) -> torch.Tensor:
+    """The window's 1-D factor: the 11x11 Gaussian window is its outer product with itself."""
     x = torch.arange(WINDOW, device=device, dtype=dtype) - WINDOW // 2
     g = torch.exp(-(x ** 2) / (2 * SIGMA ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, WINDOW, WINDOW).contiguous()
+    return g / g.sum()
 
 
 def ssim(rendered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -36,18 +36,21 @@ def ssim(rendered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     x = rendered.permute(0, 3, 1, 2)
     y = target.permute(0, 3, 1, 2)
     channels = x.shape[1]
-    w = _window(channels, x.device, x.dtype)
     # Images smaller than the window have no valid SSIM position; a similarity from the MSE stands in.
     if min(x.shape[-2:]) < WINDOW:
         return 1.0 - F.mse_loss(x, y)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, w, groups=channels)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(y * y) - mu_y ** 2
-    cov = blur(x * y) - mu_x * mu_y
+    # The five local means in one separable blur (a row pass, then a column pass) over the five maps
+    # stacked as channels: the same figures as five 11x11 convolutions, several times cheaper, and it
+    # runs in every training step.
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    n = stack.shape[1]
+    g = _gaussian(x.device, x.dtype)
+    blurred = F.conv2d(F.conv2d(stack, g.reshape(1, 1, 1, WINDOW).expand(n, 1, 1, WINDOW), groups=n),
+                       g.reshape(1, 1, WINDOW, 1).expand(n, 1, WINDOW, 1), groups=n)
+    mu_x, mu_y, xx, yy, xy = blurred.split(channels, dim=1)
+    var_x = xx - mu_x ** 2
+    var_y = yy - mu_y ** 2
+    cov = xy - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + C1) * (2 * cov + C2)
     denominator = (mu_x ** 2 + mu_y ** 2 + C1) * (var_x + var_y + C2)
     return (numerator / denominator).mean()
