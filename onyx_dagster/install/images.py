@@ -115,10 +115,21 @@ def build_image(spec: ServiceSpec, *, network: str | None = None, out: Printer =
         code = process.wait()
     seconds = time.monotonic() - started
     if code != 0:
-        tail = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        text = Path(log_path).read_text(encoding="utf-8", errors="replace")
+        hint = build_failure_hint(text)
         raise DockerProblem(f"building {spec.image} failed (exit {code}; log {log_path}):\n    "
-                            + "\n    ".join(tail))
+                            + "\n    ".join(text.splitlines()[-15:]) + (f"\n{hint}" if hint else ""))
     return seconds
+
+
+def build_failure_hint(log: str) -> str | None:
+    """The fix for a build failure whose cause the log names, where there is one to give."""
+    if "CERTIFICATE_VERIFY_FAILED" in log:
+        # pip in the build trusts only its own CAs; a proxy that re-signs TLS is trusted by the host's store
+        return ("pip in the build could not verify the package index's certificate (a proxy that re-signs "
+                "TLS?): build again with the CA bundle that trusts it, e.g. --ca-bundle "
+                "/etc/ssl/certs/ca-certificates.crt (ONYX_BUILD_CA_BUNDLE)")
+    return None
 
 
 def pull_image(client, name: str, *, out: Printer = print, label: str = "", every_s: float = 3.0) -> float:

@@ -162,3 +162,18 @@ def test_install_cli_entry(onyx_images):
     assert completed.returncode == 0, completed.stderr
     assert "onyx-ingest:latest: present, skipped" in completed.stdout
     assert "2 image(s) ready, 0 not" in completed.stdout
+
+
+def test_a_build_failing_on_the_proxys_certificate_names_the_fix():
+    """The pip failure as a TLS-intercepting proxy makes it (lines of a real build log), and another one."""
+    from onyx_dagster.install.images import build_failure_hint
+
+    log = ("Step 26/38 : RUN onyx-pip -r /tmp/requirements.txt\n"
+           "Could not fetch URL https://pypi.org/simple/pycolmap/: There was a problem confirming the ssl "
+           "certificate: HTTPSConnectionPool(host='pypi.org', port=443): Max retries exceeded with url: "
+           "/simple/pycolmap/ (Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+           "certificate verify failed: self-signed certificate in certificate chain (_ssl.c:992)'))) - skipping\n"
+           "ERROR: No matching distribution found for pycolmap==4.2.1\n")
+    hint = build_failure_hint(log)
+    assert hint and "--ca-bundle /etc/ssl/certs/ca-certificates.crt" in hint and "ONYX_BUILD_CA_BUNDLE" in hint
+    assert build_failure_hint("E: Unable to locate package libcgal-dev\n") is None
