@@ -29,7 +29,8 @@ def datasets() -> Path:
 
 def pytest_addoption(parser):
     parser.addoption("--image-builds", action="store_true",
-                     help="also run the tests that compile a tool image from source (an hour on two cores)")
+                     help="also run the tests that compile a tool image from source "
+                          "(minutes on idle cores, an hour on busy ones)")
 
 
 # Directories whose modules share an expensive session fixture (a finished batch, built images,
@@ -77,7 +78,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_setup(item):
     # An hour of compiling does not belong in every run of the suite (CI included): it is asked for by name.
     if item.get_closest_marker("image_build") and not item.config.getoption("--image-builds"):
-        pytest.skip("compiles an image from source (an hour): scripts/test --image-builds tests/openmvs")
+        pytest.skip("compiles an image from source: scripts/test --image-builds tests/openmvs")
     check_marks(item)  # tests/components.py: a missing component skips, or fails with CI=true
 
 
