@@ -54,14 +54,14 @@ def reconstruct(runner: str) -> Path:
 
 def step_metadata(batch: Path) -> dict:
     """The reconstruction's materialisation metadata, from the instance beside the data root."""
-    from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MultiPartitionKey
+    from dagster import DagsterInstance, MultiPartitionKey
+
+    from onyx_dagster.operations.state import latest_materialization
 
     instance = DagsterInstance.from_config(str(batch.parent.parent / "dagster-home"))
     try:
-        partition = MultiPartitionKey({"batch": KEY, "recipe": RECIPE})
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey("reconstruction"), asset_partitions=[partition]), limit=1).records
-        metadata = records[0].event_log_entry.asset_materialization.metadata
+        record = latest_materialization(instance, "reconstruction", MultiPartitionKey({"batch": KEY, "recipe": RECIPE}))
+        metadata = record.event_log_entry.asset_materialization.metadata
         return {key: getattr(value, "value", value) for key, value in metadata.items()}
     finally:
         instance.dispose()
