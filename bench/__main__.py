@@ -10,7 +10,7 @@ import traceback
 
 from .harness import load_average, record, table
 
-BENCHMARKS = ["ingest", "sfm", "overhead", "filter", "sensor", "backfill", "splat", "walk360", "mesh"]
+BENCHMARKS = ["ingest", "sfm", "sfm_real", "overhead", "filter", "sensor", "backfill", "splat", "walk360", "mesh"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,14 +6,17 @@ same frames, scored against the known camera path; and how Onyx's time grows wit
 Both sides are the sfm tool's own code (``onyx_sfm``), on the same images/ folder written by the real
 ingest step from the synthetic walk-through (onyx_sample, 640x360, every frame):
 - Onyx: ``reconstruct`` with the tool's default ``SfmConfig``, exactly what ``python -m onyx_sfm`` runs
-  for a normal video (sequential matching, retrieval pairs if that falls short, the default mapper,
-  re-registration of frames left out).
-- baseline: ``run_sequence_sfm`` with ``matching="exhaustive", mapper="incremental"``: the same SIFT
-  extraction, every pair matched (Onyx 1.0 hard-coded exhaustive matching), COLMAP's incremental mapper.
+  for a normal video (sequential matching, retrieval pairs if that falls short, the default mapper from keyframes
+  where frames are dense, re-registration of frames left out).
+- baseline: ``run_sequence_sfm`` with ``matching="exhaustive", mapper="incremental", keyframe_motion=0``:
+  the same SIFT extraction, every pair matched (Onyx 1.0 hard-coded exhaustive matching), COLMAP's
+  incremental mapper on every frame at once.
 
 Rows: for each N in ONYX_BENCH_SFM_FRAMES (default "100,300") the whole step's seconds, Onyx vs
 baseline (goal <= 0.2x), with both sides' registration and centre RMS (% of the true path) in the
-notes; then for each N in ONYX_BENCH_SFM_GROWTH (default "100,300,1000") Onyx's seconds per frame
+notes, and the matching seconds of the retrieval fallback run on its own (``matching="retrieval"``:
+the sequential pairs and each frame's top-k retrieved frames) vs the baseline's exhaustive matching
+(goal <= 0.2x, with the same registration); then for each N in ONYX_BENCH_SFM_GROWTH (default "100,300,1000") Onyx's seconds per frame
 against its seconds per frame at the smallest N (goal near-linear: <= 2x). Onyx's runs are shared by
 both lists. ONYX_BENCH_SFM_SIZE=WxH changes the frame size. One run each on a shared machine: noisy.
 """
@@ -118,13 +121,23 @@ def run() -> list[Row]:
                 continue
             started = time.perf_counter()
             base = run_sequence_sfm(layout.images, index.names, Path(tmp) / "exhaustive",
-                                    SfmConfig(matching="exhaustive", mapper="incremental"))
+                                    SfmConfig(matching="exhaustive", mapper="incremental", keyframe_motion=0))
             base_seconds = time.perf_counter() - started
             base_text = f"exhaustive+incremental: {_score(base, layout, truth)} [{_timings(base)}]"
             print(f"sfm {frames} frames: baseline {base_seconds:.0f} s, {base_text}", flush=True)
+            # The fallback on its own (sequential + retrieved pairs in one pass, on a fresh database): what a
+            # sequence costs whose sequential pass fell short, against matching every pair.
+            fallback = run_sequence_sfm(layout.images, index.names, Path(tmp) / "retrieval",
+                                        SfmConfig(matching="retrieval"))
+            fallback_text = (f"retrieval: {_score(fallback, layout, truth)} "
+                             f"[{'; '.join(a.note for a in fallback.attempts)}; {_timings(fallback)}]")
+            print(f"sfm {frames} frames: {fallback_text}", flush=True)
         rows.append(Row(f"SfM step, {frames} frames, Onyx default vs exhaustive+incremental", onyx_seconds[frames],
                         base_seconds, "s", "<= 0.2x",
                         f"synthetic walk {width}x{height}; {onyx_text}; {base_text}; one run each, Onyx first"))
+        rows.append(Row(f"matching, {frames} frames, the retrieval fallback (sequential + retrieved pairs) vs "
+                        f"exhaustive", fallback.timings["matching_retrieval"], base.timings["matching_exhaustive"],
+                        "s", "<= 0.2x", fallback_text))
     smallest = min(growth)
     for frames in growth:
         per_frame = onyx_seconds[frames] / frames

@@ -9,6 +9,7 @@ import pycolmap
 import pytest
 
 from onyx_sfm.image_index import ViewInfo, read_image_index
+from onyx_sfm.keyframes import keyframe_step, select_keyframes
 from onyx_sfm.poses import camera_centre, derive_view_pose, view_from_pano
 from onyx_tools.pose_score import umeyama
 from onyx_sfm.rig import build_rig_config, rig_image_name
@@ -236,3 +237,25 @@ def test_retrieval_of_blank_frames_keeps_the_sequential_pairs():
     empty = [np.zeros((0, 128), np.uint8) for _ in names]
     pairs, retrieved = retrieval_pairs(names, empty, overlap=3, quadratic_overlap=False, top_k=5)
     assert retrieved == 0 and len(pairs) == 17 * 3 + 3
+
+
+def _quadratic_motion(count: int, pixels_per_frame: float, inliers_at) -> dict[tuple[int, int], tuple[float, int]]:
+    """Pairs as sequential matching makes them (offsets 1, 2, 4, ...), content moving steadily."""
+    return {(i, i + offset): (offset * pixels_per_frame, inliers_at(offset))
+            for i in range(count) for offset in (1, 2, 4, 8, 16, 32, 64) if i + offset < count}
+
+
+def test_keyframes_are_spaced_by_image_motion_in_powers_of_two():
+    strong = lambda offset: 2000  # noqa: E731
+    # 3 px per frame, at most 32 px between keyframes: 8 frames (24 px), not 16 (48 px)
+    assert keyframe_step(_quadratic_motion(300, 3.0, strong), 32.0) == 8
+    # the same walk sampled 4x more densely: 4x the step, the keyframes stay as many
+    assert keyframe_step(_quadratic_motion(1200, 0.75, strong), 32.0) == 32
+    # frames that already move more than the bound between neighbours: every frame is a keyframe
+    assert keyframe_step(_quadratic_motion(60, 40.0, strong), 32.0) == 1
+    # a step is refused when keyframes would share too few matches to carry tracks over
+    assert keyframe_step(_quadratic_motion(300, 1.0, lambda offset: 400 // offset), 32.0) == 4  # 100 at 4, 50 at 8
+    assert keyframe_step({}, 32.0) == 1
+    assert select_keyframes(10, 4) == [0, 4, 8, 9]
+    assert select_keyframes(9, 4) == [0, 4, 8]
+    assert select_keyframes(5, 1) == [0, 1, 2, 3, 4]

@@ -1,6 +1,7 @@
 """Camera poses scored against ground truth, not only counted: the Strecha benchmark scenes (castle-P30,
 fountain-P11) from their photographs and from their videos, and the synthetic forward-motion street,
-where Onyx's default must register at least as many frames as plain pycolmap with its defaults.
+where Onyx's default must register at least as many frames as plain pycolmap with its defaults; and
+the synthetic walk kept at every frame, where the default maps keyframes only.
 
 Frames are 512 px wide (the frames step's max_width does the same to a video) so the whole file
 stays within a few minutes on two cores; the scores are relative to the path, so they do not depend
@@ -17,6 +18,7 @@ import cv2
 import pycolmap
 import pytest
 
+from onyx_sample.make import make_sample_video
 from onyx_sample.street import write_street_frames
 from onyx_sfm import colmap_steps as steps
 from onyx_sfm.config import SfmConfig
@@ -132,3 +134,37 @@ def test_global_mapper_on_the_fountain_scores_like_incremental(fountain, tmp_pat
     assert result.strategy == "sequential+global"
     assert result.registered == result.total
     assert score.centre_rms_pct <= GOAL_CENTRE_PCT
+
+
+@pytest.fixture(scope="module")
+def dense_walk(tmp_path_factory):
+    """Every frame of 96 of the synthetic walk at 320x180 (a video kept at its frame rate), and the
+    true poses by image name."""
+    folder = tmp_path_factory.mktemp("dense-walk")
+    video = make_sample_video(folder, "normal", frames=96, width=320, height=180)
+    path = video.truth().path
+    images = folder / "images"
+    images.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(video.path), "-fps_mode", "passthrough",
+                    "-q:v", "2", str(images / "frame_%05d.jpg")], check=True, timeout=120)
+    names = sorted(p.name for p in images.iterdir())
+    assert len(names) == video.frames
+    return images, {name: (path.rotations[k], path.centres[k]) for k, name in enumerate(names)}
+
+
+def test_a_dense_video_is_mapped_from_keyframes_as_well_as_from_every_frame(dense_walk, tmp_path):
+    """The default maps keyframes and registers the frames between them by pose: the same frames
+    registered, the poses within 1.5x of mapping every frame, and every frame a view of the points."""
+    images, truth = dense_walk
+    keyed, keyed_s = _sfm(images, tmp_path / "keyframes")
+    every, every_s = _sfm(images, tmp_path / "every", SfmConfig(keyframe_motion=0))
+    keyed_score = score_poses(truth, model_poses(keyed.reconstruction))
+    every_score = score_poses(truth, model_poses(every.reconstruction))
+    print(f"dense walk: keyframes {keyed.registered}/{keyed.total} in {keyed_s:.0f} s ({keyed.attempts[0].note}), "
+          f"{keyed_score}; every frame {every.registered}/{every.total} in {every_s:.0f} s, {every_score}")
+    assert "keyframes" in keyed.attempts[0].note
+    assert keyed.registered == every.registered == len(truth)
+    assert keyed_score.centre_rms_pct <= max(1.5 * every_score.centre_rms_pct, 0.05)
+    assert keyed_score.median_rotation_deg <= max(1.5 * every_score.median_rotation_deg, 0.2)
+    fewest = min(image.num_points3D for image in keyed.reconstruction.images.values() if image.has_pose)
+    assert fewest >= 30, f"a registered frame observes only {fewest} points"

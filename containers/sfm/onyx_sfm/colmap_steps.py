@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pycolmap
 
+from .register import register_frames
+
 DEVICE = pycolmap.Device.auto
 
 
@@ -135,6 +137,20 @@ def map_global(database: Path, image_dir: Path, output: Path, *, fixed_intrinsic
         options.mapper.refine_sensor_from_rig = False
         options.mapper.bundle_adjustment.refine_sensor_from_rig = False
     return pycolmap.global_mapping(database, image_dir, output, options)
+
+
+def map_from_keyframes(database: Path, image_dir: Path, output: Path, options: pycolmap.IncrementalPipelineOptions,
+                       keyframes: list[str], sequence: list[str]) -> dict[int, pycolmap.Reconstruction]:
+    """Incremental mapping of ``keyframes`` only, then the rest of ``sequence`` registered into the
+    largest model by absolute pose (``register.py``; ``keyframes.py`` says why)."""
+    _fresh(output)
+    on_keyframes = pycolmap.IncrementalPipelineOptions(options.todict())
+    on_keyframes.image_names = list(keyframes)
+    models = pycolmap.incremental_mapping(database, image_dir, output, on_keyframes)
+    best = largest_model(models)
+    if best is not None and register_frames(database, best, sequence):
+        best.update_point_3d_errors()
+    return models
 
 
 def relaxed_registration(options: pycolmap.IncrementalPipelineOptions) -> pycolmap.IncrementalPipelineOptions:

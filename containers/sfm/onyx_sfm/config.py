@@ -41,6 +41,12 @@ class SfmConfig(SfmOptions):
     default_hfov_deg: float = Field(0.0, ge=0, lt=180, description="the horizontal field of view SfM starts "
                                                                    "from when a frame's EXIF gives no focal "
                                                                    "length (video frames); 0: COLMAP's ~45")
+    keyframe_motion: float = Field(0.05, ge=0, lt=1, description="a densely sampled video is mapped from "
+                                                                   "keyframes first, spaced so that the image "
+                                                                   "content moves at most this fraction of the "
+                                                                   "larger image side between them; the frames "
+                                                                   "between are registered into that model "
+                                                                   "after. 0: map every frame at once")
     vocab_tree_path: str = Field("", description="loop detection's vocabulary tree (else $ONYX_VOCAB_TREE)")
     max_features: int = Field(8192, ge=64, description="SIFT features per image")
     view_frame_overlap: int = Field(3, ge=1, description="360: how many neighbouring frames each frame's "

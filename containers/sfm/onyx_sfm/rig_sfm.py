@@ -83,7 +83,7 @@ def run_rig_sfm(images_dir: Path, index: ImageIndex, work: Path, config: SfmConf
 
     progress("mapping", 0, 1, "rig")
     started = time.monotonic()
-    models = map_models(config, database, layout_dir, work / "models", fixed_intrinsics=True, fixed_rig=True)
+    models, _ = map_models(config, database, layout_dir, work / "models", fixed_intrinsics=True, fixed_rig=True)
     attempt.timings["mapping"] = time.monotonic() - started
     attempt.seconds = sum(attempt.timings.values())
     best = summarise(attempt, models)

@@ -18,18 +18,38 @@ from . import colmap_steps as steps
 from .retrieval import retrieval_pairs
 from .sfm_result import SfmResult
 from .config import SfmConfig
+from .keyframes import keyframe_step, pair_motion, select_keyframes
 from .model_stats import camera_centres
 from .strategy import (Attempt, Progress, best_attempt, is_good_enough, matching_plan, no_progress,
                        poor_global_model)
 
 
 def map_models(config: SfmConfig, database: Path, image_dir: Path, output: Path, *,
-               fixed_intrinsics: bool = False, fixed_rig: bool = False) -> dict[int, pycolmap.Reconstruction]:
+               fixed_intrinsics: bool = False, fixed_rig: bool = False,
+               sequence: list[str] | None = None) -> tuple[dict[int, pycolmap.Reconstruction], str]:
+    """The mapper's models and a note on how they were made; ``sequence``: the images in capture order
+    when they are a video's frames, which the incremental mapper then maps from keyframes where the
+    frames are dense (``keyframes.py``)."""
     if config.mapper == "global":
         return steps.map_global(database, image_dir, output, fixed_intrinsics=fixed_intrinsics,
-                                fixed_rig=fixed_rig)
+                                fixed_rig=fixed_rig), ""
     options = steps.incremental_options(fixed_intrinsics=fixed_intrinsics, fixed_rig=fixed_rig)
-    return steps.map_incremental(database, image_dir, output, options)
+    if sequence and config.keyframe_motion > 0:
+        motion, side = pair_motion(database, sequence)
+        step = keyframe_step(motion, config.keyframe_motion * side)
+        if step > 1:
+            keyframes = [sequence[i] for i in select_keyframes(len(sequence), step)]
+            models = steps.map_from_keyframes(database, image_dir, output / "keyframes", options, keyframes,
+                                              sequence)
+            how = f"mapped from {len(keyframes)} keyframes (every {step} frames), the other frames registered by pose"
+            best = steps.largest_model(models)
+            registered = best.num_reg_images() if best is not None else 0
+            if registered >= config.min_registered_ratio * len(sequence):
+                return models, how
+            # Too few: the keyframes lost the chain somewhere; every frame at once is the mapper's own way.
+            how = f"{how}: {registered}/{len(sequence)}, so mapped every frame"
+            return steps.map_incremental(database, image_dir, output / "every-frame", options), how
+    return steps.map_incremental(database, image_dir, output, options), ""
 
 
 def summarise(attempt: Attempt, models: dict[int, pycolmap.Reconstruction]) -> pycolmap.Reconstruction | None:
@@ -132,7 +152,11 @@ def run_sequence_sfm(image_dir: Path, names: list[str], work: Path, config: SfmC
         attempt.timings["matching"] = time.monotonic() - started
         progress("mapping", number, len(plan), attempt.strategy)
         started = time.monotonic()
-        models = map_models(config, database, image_dir, work / f"models-{matcher}")
+        # Keyframes on perspective frames only: 360 panoramas are already chosen a frame per 8 degrees
+        # of parallax, and registration by pose has not been measured on equirectangular cameras.
+        models, how = map_models(config, database, image_dir, work / f"models-{matcher}",
+                                 sequence=names if camera_model != "EQUIRECTANGULAR" else None)
+        attempt.note = "; ".join(filter(None, [attempt.note, how]))
         if config.mapper == "global":
             models = incremental_if_poor(attempt, models, config, database, image_dir,
                                          work / f"models-{matcher}-incremental", log)
