@@ -254,8 +254,14 @@ def test_keyframes_are_spaced_by_image_motion_in_powers_of_two():
     # frames that already move more than the bound between neighbours: every frame is a keyframe
     assert keyframe_step(_quadratic_motion(60, 40.0, strong), 32.0) == 1
     # a step is refused when keyframes would share too few matches to carry tracks over
-    assert keyframe_step(_quadratic_motion(300, 1.0, lambda offset: 400 // offset), 32.0) == 4  # 100 at 4, 50 at 8
+    # ... and when the keyframe after next would: 100 inliers 4 frames apart, 50 at 8, so every 2nd frame
+    assert keyframe_step(_quadratic_motion(300, 1.0, lambda offset: 400 // offset), 32.0) == 2
     assert keyframe_step({}, 32.0) == 1
     assert select_keyframes(10, 4) == [0, 4, 8, 9]
     assert select_keyframes(9, 4) == [0, 4, 8]
     assert select_keyframes(5, 1) == [0, 1, 2, 3, 4]
+    # where two keyframes are a weak pair (a fast pan), frames halfway are added until the chain holds
+    motion = _quadratic_motion(17, 3.0, strong)
+    motion[(8, 16)] = (90.0, 2000)   # moved 3x the bound: 12 joins
+    motion[(8, 12)] = (45.0, 2000)   # still over twice the bound: 10 joins
+    assert select_keyframes(17, 8, motion, 20.0) == [0, 8, 10, 12, 16]

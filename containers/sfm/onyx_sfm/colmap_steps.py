@@ -140,17 +140,35 @@ def map_global(database: Path, image_dir: Path, output: Path, *, fixed_intrinsic
 
 
 def map_from_keyframes(database: Path, image_dir: Path, output: Path, options: pycolmap.IncrementalPipelineOptions,
-                       keyframes: list[str], sequence: list[str]) -> dict[int, pycolmap.Reconstruction]:
+                       keyframes: list[str], sequence: list[str]) -> tuple[dict[int, pycolmap.Reconstruction], str]:
     """Incremental mapping of ``keyframes`` only, then the rest of ``sequence`` registered into the
-    largest model by absolute pose (``register.py``; ``keyframes.py`` says why)."""
+    largest model by absolute pose (``register.py``; ``keyframes.py`` says why), and the incremental
+    mapper continuing from that model for any frame still left out."""
     _fresh(output)
     on_keyframes = pycolmap.IncrementalPipelineOptions(options.todict())
     on_keyframes.image_names = list(keyframes)
-    models = pycolmap.incremental_mapping(database, image_dir, output, on_keyframes)
+    (output / "keyframes").mkdir()
+    models = pycolmap.incremental_mapping(database, image_dir, output / "keyframes", on_keyframes)
     best = largest_model(models)
-    if best is not None and register_frames(database, best, sequence):
+    if best is None:
+        return models, f"none of the {len(keyframes)} keyframes mapped"
+    placed = best.num_reg_images()
+    by_pose = register_frames(database, best, sequence)
+    if by_pose:
         best.update_point_3d_errors()
-    return models
+    note = f"{placed}/{len(keyframes)} keyframes mapped, {len(by_pose)} frames registered by pose"
+    if best.num_reg_images() < len(sequence):
+        # Frames whose matches reach too few of the keyframes' points (a keyframe the mapper could not
+        # place, a stretch seen by no keyframe): the mapper itself continues from the model, which
+        # triangulates what they see as it adds them.
+        rest = pycolmap.IncrementalPipelineOptions(options.todict())
+        rest.multiple_models = False
+        extended = extend_model(database, image_dir, best, output / "continued", rest)
+        if extended is not None and extended.num_reg_images() > best.num_reg_images():
+            note += f", {extended.num_reg_images() - best.num_reg_images()} by the mapper continuing"
+            key = next(k for k, model in models.items() if model is best)
+            return {**models, key: extended}, note
+    return models, note
 
 
 def relaxed_registration(options: pycolmap.IncrementalPipelineOptions) -> pycolmap.IncrementalPipelineOptions:

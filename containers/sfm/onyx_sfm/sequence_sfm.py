@@ -38,10 +38,11 @@ def map_models(config: SfmConfig, database: Path, image_dir: Path, output: Path,
         motion, side = pair_motion(database, sequence)
         step = keyframe_step(motion, config.keyframe_motion * side)
         if step > 1:
-            keyframes = [sequence[i] for i in select_keyframes(len(sequence), step)]
-            models = steps.map_from_keyframes(database, image_dir, output / "keyframes", options, keyframes,
-                                              sequence)
-            how = f"mapped from {len(keyframes)} keyframes (every {step} frames), the other frames registered by pose"
+            chosen = select_keyframes(len(sequence), step, motion, config.keyframe_motion * side)
+            keyframes = [sequence[i] for i in chosen]
+            models, detail = steps.map_from_keyframes(database, image_dir, output / "keyframes", options,
+                                                      keyframes, sequence)
+            how = f"mapped from keyframes, every {step} frames where the chain holds: {detail}"
             best = steps.largest_model(models)
             registered = best.num_reg_images() if best is not None else 0
             if registered >= config.min_registered_ratio * len(sequence):
