@@ -10,6 +10,7 @@ outermost boundary a person meets, next to finished work.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -349,9 +350,12 @@ def concurrent_runs(ctx: Ctx) -> Outcome:
     try:
         deadline = time.monotonic() + 300
         log = batch / "logs" / "sfm.log"
-        while not log.is_file():   # frames done, sfm (about 25 s here) under way
+        while not log.is_file():   # frames done, sfm under way
             assert first.poll() is None and time.monotonic() < deadline, "the first run did not reach sfm"
             time.sleep(0.1)
+        # Held where it is (stopped, not ended: its run is still in progress) so the tries below meet it
+        # however fast its sfm step would finish.
+        os.killpg(first.pid, signal.SIGSTOP)
         settled = [p for p in tree(batch) if ".tmp-" not in p and not p.startswith((".work", "logs"))]
         second = ctx.run(STONE_SIGN, "--batch", "busy")
         resume = ctx.cli("resume", "busy", "-d", ctx.root, "-q")
@@ -359,7 +363,8 @@ def concurrent_runs(ctx: Ctx) -> Outcome:
         assert resume.returncode == 2 and "run in progress" in resume.stderr, resume.stderr
         assert [p for p in tree(batch) if ".tmp-" not in p and not p.startswith((".work", "logs"))] == settled
     finally:
-        os.killpg(first.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may have failed on its own
+            os.killpg(first.pid, signal.SIGKILL)
         first.communicate()
     return cli_outcome(second)
 
