@@ -10,7 +10,8 @@ for chair_images and resized to 1024 px wide for the Strecha scenes (the frames 
 photograph set of that kind). Rows per sequence: the step's seconds, Onyx vs exhaustive+incremental
 (the notes say every strategy's registration, error and seconds); and, where there is ground truth,
 the camera-centre RMS as % of the true path, Onyx vs exhaustive+incremental (goal <= 1.5x, issue
-"poses that hold on real walks"). One run each on a shared machine: the seconds are noisy.
+"poses that hold on real walks"). ONYX_BENCH_SFM_REAL_ONLY=castle,fountain runs the sequences whose
+names hold one of those words. One run each on a shared machine: the seconds are noisy.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def run() -> list[Row]:
                   "sequential+global": SfmConfig(mapper="global")}
     sequences = [(name, DATASETS / path, _video_frames) for name, path in VIDEOS.items()]
     sequences += [(name, DATASETS / path, _photographs) for name, path in PHOTOGRAPHS.items()]
+    only = [word.strip() for word in os.environ.get("ONYX_BENCH_SFM_REAL_ONLY", "").split(",") if word.strip()]
+    if only:
+        sequences = [sequence for sequence in sequences if any(word in sequence[0] for word in only)]
     rows = []
     for name, source, make_frames in sequences:
         if not source.exists():
