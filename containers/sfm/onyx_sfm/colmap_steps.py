@@ -166,8 +166,7 @@ def map_from_keyframes(database: Path, image_dir: Path, output: Path, options: p
         extended = extend_model(database, image_dir, best, output / "continued", rest)
         if extended is not None and extended.num_reg_images() > best.num_reg_images():
             note += f", {extended.num_reg_images() - best.num_reg_images()} by the mapper continuing"
-            key = next(k for k, model in models.items() if model is best)
-            return {**models, key: extended}, note
+            return replace_model(models, best, extended), note
     return models, note
 
 
@@ -210,6 +209,12 @@ def reference_sfm(image_dir: Path, names: list[str], work: Path) -> dict[int, py
     pycolmap.match_exhaustive(database, device=DEVICE)
     (work / "models").mkdir()
     return pycolmap.incremental_mapping(database, image_dir, work / "models")
+
+
+def replace_model(models: dict[int, pycolmap.Reconstruction], old: pycolmap.Reconstruction,
+                  new: pycolmap.Reconstruction) -> dict[int, pycolmap.Reconstruction]:
+    """``models`` with ``new`` in the place of ``old`` (an extended model replaces the one it grew from)."""
+    return {key: new if model is old else model for key, model in models.items()}
 
 
 def largest_model(models: dict[int, pycolmap.Reconstruction]) -> pycolmap.Reconstruction | None:

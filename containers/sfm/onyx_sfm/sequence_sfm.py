@@ -100,8 +100,7 @@ def reregister(attempt: Attempt, models: dict[int, pycolmap.Reconstruction], dat
     if after <= before:
         return models
     attempt.note = "; ".join(filter(None, [attempt.note, f"re-registration +{after - before} frames"]))
-    key = next(k for k, model in models.items() if model is best)
-    return {**models, key: extended}
+    return steps.replace_model(models, best, extended)
 
 
 def incremental_if_poor(attempt: Attempt, models: dict[int, pycolmap.Reconstruction], config: SfmConfig,
