@@ -78,6 +78,41 @@ def test_opacity_reset_then_pruning_of_the_faint_and_the_huge(chair_batch):
     assert event["cloned"] == event["split"] == 0  # grow_grad2d=1: nothing qualifies
 
 
+
+def test_at_a_capped_budget_large_gaussians_are_kept_after_the_reset(chair_batch):
+    """Where growth is capped, pruning a large Gaussian only leaves a hole: size pruning waits for room."""
+    scene, config, params, optimizers, info = _one_step(chair_batch, opacity_resets=1, grow_grad2d=1e-12)
+    n = len(params["means"])
+    strategy = DensifyStrategy(config, scene.scene_scale, max_gaussians=n + 10)
+    strategy.accumulate(info)
+    event = strategy.step(params, optimizers, step=1, progress=0.4)
+    assert event["after"] == n + 10 and strategy.capped  # more wanted to grow than there was room for
+    assert strategy.step(params, optimizers, step=2, progress=0.5)["opacity_reset"]
+    with torch.no_grad():
+        params["scales"][1] = math.log(0.5 * scene.scene_scale)
+    huge = int((torch.exp(params["scales"]).max(dim=-1).values > config.prune_scale3d * scene.scene_scale).sum())
+    assert huge >= 1
+    _accumulate(strategy, params, scene.train[1])
+    event = strategy.step(params, optimizers, step=3, progress=0.6)
+    assert event["pruned"] == 0 and len(params["means"]) == n + 10  # the large ones stay while capped
+    # Once growth has room again (a larger budget), the next refinement prunes them by size.
+    strategy.max_gaussians = 10 * n
+    _accumulate(strategy, params, scene.train[2])
+    strategy.step(params, optimizers, step=4, progress=0.7)
+    assert not strategy.capped
+    _accumulate(strategy, params, scene.train[3])
+    huge = torch.exp(params["scales"]).max(dim=-1).values > config.prune_scale3d * scene.scene_scale
+    assert huge.any()
+    assert strategy.step(params, optimizers, step=5, progress=0.8)["pruned"] >= int(huge.sum())
+
+
+def _accumulate(strategy, params, view):
+    image, _, info = render_view(params, view, 1, rasterizer("tiles-cpu"))
+    info["means2d"].retain_grad()
+    torch.abs(image - view.image).mean().backward()
+    strategy.accumulate(info)
+
+
 def test_a_gaussian_whose_gradient_turns_non_finite_is_dropped_and_training_goes_on(chair_batch):
     """A NaN gradient on one Gaussian (as a degenerate covariance gives) costs that Gaussian, not the run."""
     from onyx_gsplat.plan import Plan
