@@ -78,7 +78,6 @@ def test_opacity_reset_then_pruning_of_the_faint_and_the_huge(chair_batch):
     assert event["cloned"] == event["split"] == 0  # grow_grad2d=1: nothing qualifies
 
 
-
 def test_at_a_capped_budget_large_gaussians_are_kept_after_the_reset(chair_batch):
     """Where growth is capped, pruning a large Gaussian only leaves a hole: size pruning waits for room."""
     scene, config, params, optimizers, info = _one_step(chair_batch, opacity_resets=1, grow_grad2d=1e-12)
